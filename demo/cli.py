@@ -1,0 +1,169 @@
+"""The `scicot` command: ask a question of the two-stage student beside a teacher.
+
+User mistakes end in one line saying what to do and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import string
+import sys
+import time
+
+import click
+
+from scicot_core.errors import ScicotError
+from scicot_core.questions import Choice, Question, sample_items
+from scicot_core.settings import Settings
+
+
+class ScicotGroup(click.Group):
+    """Turns domain errors into `Error: ...` and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ScicotError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=ScicotGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="scicot-studio")
+def main():
+    """SciCoT Studio: distil a teacher's chain-of-thought into a small two-stage student.
+
+    Configuration comes from SCICOT_* environment variables (see the README).
+    """
+
+
+def build_question(text: str, choices: tuple[str, ...], answer_key: str | None) -> Question:
+    """A typed question: choices labelled A, B, C ... in the order given."""
+    labelled = tuple(Choice(label, c.strip()) for label, c in zip(string.ascii_uppercase, choices))
+    key = answer_key.strip().upper() if answer_key else None
+    return Question("typed", text.strip(), labelled, key, source="typed")
+
+
+@functools.cache
+def _lm(name: str, settings: Settings):
+    from scicot_core.models import load_model
+
+    return load_model(name, settings.cache_dir, settings.offline, settings.threads)
+
+
+def _teacher(name: str, settings: Settings, question: Question, student_name: str):
+    from scicot_core.teachers import StoredTeacher, get_teacher
+
+    if name == "auto":
+        samples = StoredTeacher.samples()
+        if samples.has(question.id):
+            return samples
+        name = settings.teacher
+    return get_teacher(name, settings, lambda: _lm(student_name, settings))
+
+
+@main.command()
+@click.option("--question", "text", help="The question text (or use --sample).")
+@click.option("--choice", "choices", multiple=True, help="A choice; repeat 2 to 9 times. Labelled A, B, C ... in order.")
+@click.option("--answer-key", help="The correct label, if known: the teacher then explains it (rationalization).")
+@click.option("--sample", "sample_id", help="Ask a bundled sample question by id (see `scicot samples`).")
+@click.option(
+    "--teacher",
+    default="auto",
+    show_default=True,
+    help="Teacher: stand-in, http, stored, sample, none; auto = stored reference for sample questions, else SCICOT_TEACHER.",
+)
+@click.option("--student", default=None, help="Student base model name or directory [default: SCICOT_STUDENT or smollm2-135m].")
+@click.option("--max-tokens", default=64, show_default=True, help="Longest student rationale, in tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_json):
+    """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
+    from scicot_core.pipeline import Student
+
+    settings = Settings.from_env()
+    question = _question(text, choices, answer_key, sample_id)
+    student_name = student or settings.student
+    timings = {}
+    start = time.perf_counter()
+    lm = _lm(student_name, settings)
+    timings["load_ms"] = _ms(start)
+    teacher_rationale = None
+    if teacher != "none":
+        t = _teacher(teacher, settings, question, student_name)
+        mode = "rationalize" if question.answer_key else "cot"
+        start = time.perf_counter()
+        teacher_rationale = t.rationales([question], mode)[0]
+        timings["teacher_ms"] = _ms(start)
+    model = Student(lm, max_rationale_tokens=max_tokens)
+    start = time.perf_counter()
+    rationale = model.rationales([question])[0]
+    timings["stage1_ms"] = _ms(start)
+    start = time.perf_counter()
+    answer = model.answers([question], [rationale.text])[0]
+    timings["stage2_ms"] = _ms(start)
+    result = _result(question, teacher_rationale, rationale, answer, model.model_id, timings)
+    click.echo(json.dumps(result, indent=2) if as_json else _render(result))
+
+
+def _question(text, choices, answer_key, sample_id) -> Question:
+    from scicot_core.errors import ConfigError
+
+    if sample_id:
+        found = [q for q, _ in sample_items() if q.id == sample_id]
+        if not found:
+            raise ConfigError(f"no sample question {sample_id!r}; list them with `scicot samples`.")
+        return found[0]
+    if not text or len(choices) < 2:
+        raise ConfigError('give --question "..." and at least two --choice options (or --sample ID).')
+    return build_question(text, choices, answer_key)
+
+
+def _ms(start: float) -> int:
+    return int((time.perf_counter() - start) * 1000)
+
+
+def _result(question, teacher_rationale, rationale, answer, student_id, timings) -> dict:
+    teacher = None
+    if teacher_rationale is not None:
+        teacher = {"model": teacher_rationale.model_id, "note": teacher_rationale.note, "rationale": teacher_rationale.text}
+    return {
+        "question": question.to_ai2(),
+        "teacher": teacher,
+        "student": {"model": student_id, "rationale": rationale.text},
+        "answer": {
+            "label": answer.label,
+            "text": answer.text,
+            "probabilities": answer.probabilities,
+            "correct": answer.is_correct(question),
+        },
+        "timings_ms": timings,
+    }
+
+
+def _render(result: dict) -> str:
+    q = result["question"]
+    lines = [f"Question: {q['question']['stem']}"]
+    lines += [f"  ({c['label']}) {c['text']}" for c in q["question"]["choices"]]
+    if result["teacher"]:
+        t = result["teacher"]
+        lines += ["", f"Teacher rationale [{t['model']}; {t['note']}]:", f"  {t['rationale']}"]
+    lines += ["", f"Student rationale [{result['student']['model']}]:", f"  {result['student']['rationale']}"]
+    a = result["answer"]
+    verdict = {True: "  (correct)", False: "  (wrong)", None: ""}[a["correct"]]
+    lines += ["", f"Answer: ({a['label']}) {a['text']}{verdict}"]
+    for label, p in a["probabilities"].items():
+        lines.append(f"  {label}  {p:6.1%}  {'#' * round(p * 30)}")
+    lines += ["", "Timings: " + ", ".join(f"{k[:-3]} {v} ms" for k, v in result["timings_ms"].items())]
+    return "\n".join(lines)
+
+
+@main.command()
+def samples():
+    """List the bundled sample questions (ids for `scicot ask --sample`)."""
+    for question, _ in sample_items():
+        click.echo(f"{question.id:28} {question.stem[:70]}")
+
+
+if __name__ == "__main__":
+    main()

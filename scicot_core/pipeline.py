@@ -1,0 +1,137 @@
+"""The two-stage Sci-CoT student: stage 1 writes a rationale from question + choices, stage 2
+scores every choice given question + choices + rationale, so the answer is always a choice.
+Baselines (zero-shot, answer-only, single-stage) share the same scoring code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import formats
+from .lm import LanguageModel
+from .questions import Question, Rationale
+
+STAGES = ("rationale", "answer", "answer-only", "single-stage")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The chosen label, every choice's probability, and how it was reached."""
+
+    question_id: str
+    label: str
+    text: str
+    probabilities: dict[str, float]
+    method: str
+    duration_ms: int = 0
+
+    def is_correct(self, question: Question) -> bool | None:
+        return None if question.answer_key is None else self.label == question.answer_key
+
+
+def softmax(scores: Sequence[float]) -> list[float]:
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+class Student:
+    """A base model plus optional LoRA adapters per stage (`rationale`, `answer`, and the
+    baselines' `answer-only`, `single-stage`), all on the one loaded model."""
+
+    def __init__(
+        self, lm: LanguageModel, adapters: dict[str, Path] | None = None, max_rationale_tokens: int = 64, length_normalise: bool = True
+    ):
+        self.lm = lm
+        self.max_rationale_tokens = max_rationale_tokens
+        self.length_normalise = length_normalise
+        for stage, path in (adapters or {}).items():
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage {stage!r}")
+            lm.load_adapter(stage, path)
+
+    @property
+    def model_id(self) -> str:
+        names = sorted(s for s in STAGES if s in self.lm.adapters)
+        return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "")
+
+    def has(self, stage: str) -> bool:
+        return stage in self.lm.adapters
+
+    def _adapter(self, stage: str) -> str | None:
+        return stage if self.has(stage) else None
+
+    # -- stage 1 ---------------------------------------------------------------------------------
+    def stage1_prompt(self, question: Question) -> str:
+        """The stage-1 (and single-stage) prompt: the rationale input as the model's user turn."""
+        return self.lm.instruct(formats.rationale_input(question))
+
+    def rationales(self, questions: Sequence[Question], batch_size: int = 8, stage: str = "rationale") -> list[Rationale]:
+        """Stage 1 for a batch of questions (`stage='single-stage'` for that baseline)."""
+        out = []
+        for i in range(0, len(questions), batch_size):
+            part = questions[i : i + batch_size]
+            start = time.perf_counter()
+            texts = self.lm.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage))
+            ms = int((time.perf_counter() - start) * 1000 / len(part))
+            model_id = self.lm.model_id + (f" + LoRA[{stage}]" if self.has(stage) else "")
+            out += [
+                Rationale(q.id, formats.clean_rationale(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)
+            ]
+        return out
+
+    def stream_rationale(self, question: Question) -> Iterator[str]:
+        """Stage 1 for one question, yielding the text so far."""
+        prompt = self.stage1_prompt(question)
+        for text in self.lm.stream(prompt, self.max_rationale_tokens, self._adapter("rationale")):
+            yield formats.clean_rationale(text)
+
+    # -- stage 2 and the baselines -------------------------------------------------------------
+    def answers(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
+        """Stage 2: each choice scored given question + choices + rationale."""
+        prompts = [formats.answer_input(q, r) for q, r in zip(questions, rationales)]
+        return self._choose(questions, prompts, "answer", "two-stage")
+
+    def answer_only(self, questions: Sequence[Question]) -> list[Answer]:
+        """The answer-only baseline (or zero-shot, without its adapter): no rationale."""
+        method = "answer-only" if self.has("answer-only") else "zero-shot"
+        return self._choose(questions, [formats.direct_input(q) for q in questions], "answer-only", method)
+
+    def zero_shot(self, questions: Sequence[Question]) -> list[Answer]:
+        """The bare base model scoring choices after question + choices."""
+        return self._choose(questions, [formats.direct_input(q) for q in questions], None, "zero-shot")
+
+    def single_stage(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
+        """The single-stage baseline: its own rationale, then its own answer, one adapter."""
+        prompts = [self.stage1_prompt(q) + formats.rationale_target(r) + formats.SINGLE_STAGE_STOP for q, r in zip(questions, rationales)]
+        return self._choose(questions, prompts, "single-stage", "single-stage")
+
+    def _choose(self, questions, prompts, stage: str | None, method: str) -> list[Answer]:
+        start = time.perf_counter()
+        flat_prompts, flat_targets = [], []
+        for q, p in zip(questions, prompts):
+            for c in q.choices:
+                flat_prompts.append(p)
+                flat_targets.append(formats.answer_target(c))
+        scored = self.lm.score(flat_prompts, flat_targets, adapter=self._adapter(stage) if stage else None)
+        ms = int((time.perf_counter() - start) * 1000 / max(1, len(questions)))
+        answers, at = [], 0
+        for q in questions:
+            chunk = scored[at : at + len(q.choices)]
+            at += len(q.choices)
+            values = [s / n if self.length_normalise else s for s, n in chunk]
+            probs = dict(zip(q.labels, softmax(values)))
+            best = max(probs, key=probs.get)
+            answers.append(Answer(q.id, best, q.choice(best).text, probs, method, ms))
+        return answers
+
+    # -- both stages -------------------------------------------------------------------------------
+    def ask(self, question: Question) -> tuple[Rationale, Answer]:
+        """Stage 1 then stage 2 for one question."""
+        rationale = self.rationales([question])[0]
+        return rationale, self.answers([question], [rationale.text])[0]

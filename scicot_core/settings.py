@@ -1,0 +1,101 @@
+"""The one place that reads environment variables: paths, model names and the teacher endpoint.
+
+Everything else receives a `Settings` (or plain arguments) and never looks at `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "scicot"
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    from .errors import ConfigError
+
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+
+
+@dataclass(frozen=True)
+class TeacherEndpoint:
+    """An OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama, llama.cpp, TGI)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time configuration, built once at the edge (CLI or app) and passed down."""
+
+    cache_dir: Path
+    data_dir: Path | None = None
+    db_path: Path | None = None
+    student: str = "smollm2-135m"
+    adapters: Path | None = None
+    teacher: str = "stand-in"
+    endpoint: TeacherEndpoint | None = None
+    offline: bool = True
+    threads: int | None = None
+    reviewer_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every `SCICOT_*` variable (and the few standard ones) from `env`."""
+        env = os.environ if env is None else env
+        endpoint = None
+        if env.get("SCICOT_TEACHER_URL"):
+            endpoint = TeacherEndpoint(
+                base_url=env["SCICOT_TEACHER_URL"],
+                model=env.get("SCICOT_TEACHER_MODEL", "gpt-4o-mini"),
+                api_key=env.get("SCICOT_TEACHER_API_KEY") or env.get("OPENAI_API_KEY"),
+                timeout_s=float(_int(env, "SCICOT_TEACHER_TIMEOUT", 60)),
+                concurrency=_int(env, "SCICOT_TEACHER_CONCURRENCY", 4),
+            )
+        # Online only where asked for (a Space, or SCICOT_ONLINE=1), and never past HF_HUB_OFFLINE.
+        wants_online = bool(env.get("SPACE_ID")) or _flag(env, "SCICOT_ONLINE")
+        cache = _path(env.get("SCICOT_CACHE_DIR")) or Path(platformdirs.user_cache_dir(APP_NAME))
+        threads = _int(env, "SCICOT_THREADS", 0) or None
+        return cls(
+            cache_dir=cache,
+            data_dir=_path(env.get("SCICOT_DATA_DIR")),
+            db_path=_path(env.get("SCICOT_DB")) or default_db_path(),
+            student=env.get("SCICOT_STUDENT") or "smollm2-135m",
+            adapters=_path(env.get("SCICOT_ADAPTERS")),
+            teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "stand-in"),
+            endpoint=endpoint,
+            offline=_flag(env, "HF_HUB_OFFLINE") or not wants_online,
+            threads=threads,
+            reviewer_secret=env.get("SCICOT_REVIEWER_SECRET") or None,
+        )
+
+
+def default_db_path() -> Path:
+    """The annotation store: `/data` on a Space with persistent storage, else the user data dir."""
+    space_volume = Path("/data")
+    if space_volume.is_dir() and os.access(space_volume, os.W_OK):
+        return space_volume / "scicot.db"
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "annotations.db"

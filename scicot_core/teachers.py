@@ -1,0 +1,260 @@
+"""Teachers behind one protocol, looked up by name: an OpenAI-compatible chat-completions
+endpoint, a local transformers model (the offline stand-in), and stored rationales.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from .errors import ConfigError, TeacherError
+from .formats import teacher_messages
+from .lm import LanguageModel
+from .questions import Question, Rationale, read_jsonl, sample_items
+from .settings import Settings, TeacherEndpoint
+
+STAND_IN_NOTE = (
+    "small stand-in teacher (SmolLM2-135M-Instruct, not a large model): its rationales are often wrong; "
+    "plug in a real teacher endpoint for distillation"
+)
+
+
+class Teacher(Protocol):
+    """Writes rationales for questions, in `rationalize` (gold answer given) or `cot` mode."""
+
+    model_id: str
+    note: str
+
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]: ...
+
+
+# -- a cache keyed by model and prompt, so nothing is paid for twice -------------------------
+class ResponseCache:
+    """One JSON file per (model, prompt) key under a directory; written atomically."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, model: str, messages: list[dict]) -> Path:
+        key = hashlib.sha256(json.dumps([model, messages], sort_keys=True).encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, model: str, messages: list[dict]) -> str | None:
+        path = self._path(model, messages)
+        try:
+            return json.loads(path.read_text())["text"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, model: str, messages: list[dict], text: str) -> None:
+        path = self._path(model, messages)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"model": model, "text": text}, f)
+        os.replace(tmp, path)
+
+
+# -- (a) an OpenAI-compatible endpoint --------------------------------------------------------
+class HttpTeacher:
+    """A chat-completions endpoint: timeout, retries with backoff honouring Retry-After,
+    bounded concurrency, and a response cache."""
+
+    RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+    def __init__(self, endpoint: TeacherEndpoint, cache: ResponseCache | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.endpoint = endpoint
+        self.model_id = endpoint.model
+        self.note = f"remote teacher at {endpoint.base_url}"
+        self.cache = cache
+        self.sleep = sleep
+        self._local = threading.local()
+
+    def _client(self) -> httpx.Client:
+        # httpx clients are not shared across threads here: one per worker thread.
+        if getattr(self._local, "client", None) is None:
+            headers = {"Authorization": f"Bearer {self.endpoint.api_key}"} if self.endpoint.api_key else {}
+            self._local.client = httpx.Client(timeout=self.endpoint.timeout_s, headers=headers)
+        return self._local.client
+
+    def complete(self, messages: list[dict], max_tokens: int = 256) -> str:
+        """One chat completion's text, from the cache when this model has seen this prompt."""
+        if self.cache and (hit := self.cache.get(self.model_id, messages)) is not None:
+            return hit
+        text = self._post_with_retries(messages, max_tokens)
+        if self.cache:
+            self.cache.put(self.model_id, messages, text)
+        return text
+
+    def _post_with_retries(self, messages: list[dict], max_tokens: int) -> str:
+        url = self.endpoint.base_url.rstrip("/") + "/chat/completions"
+        body = {"model": self.model_id, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        problem = ""
+        for attempt in range(self.endpoint.max_retries + 1):
+            try:
+                response = self._client().post(url, json=body)
+            except httpx.TimeoutException:
+                problem, wait = f"timed out after {self.endpoint.timeout_s:g} s", None
+            except httpx.HTTPError as e:
+                problem, wait = f"could not connect ({e.__class__.__name__})", None
+            else:
+                if response.status_code == 200:
+                    return _completion_text(response)
+                if response.status_code not in self.RETRY_STATUS:
+                    raise TeacherError(
+                        f"teacher at {url} answered HTTP {response.status_code}: {response.text[:200]!r}; check the URL, model name and API key."
+                    )
+                problem, wait = f"HTTP {response.status_code}", retry_after(response.headers.get("Retry-After"))
+            if attempt < self.endpoint.max_retries:
+                self.sleep(wait if wait is not None else backoff(attempt))
+        raise TeacherError(
+            f"teacher at {url} failed {self.endpoint.max_retries + 1} times (last: {problem}); check the server or raise SCICOT_TEACHER_TIMEOUT."
+        )
+
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
+        def one(question: Question) -> Rationale:
+            messages = teacher_messages(question, mode)
+            start = time.perf_counter()
+            text = self.complete(messages)
+            ms = int((time.perf_counter() - start) * 1000)
+            return Rationale(question.id, text.strip(), "teacher", self.model_id, ms, self.note, {"mode": mode})
+
+        with ThreadPoolExecutor(max_workers=max(1, self.endpoint.concurrency)) as pool:
+            return list(pool.map(one, questions))
+
+
+def _completion_text(response: httpx.Response) -> str:
+    try:
+        text = response.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise TeacherError(
+            f"teacher sent a reply that is not a chat completion: {response.text[:200]!r}; is the URL an OpenAI-compatible /v1 endpoint?"
+        ) from None
+    if not isinstance(text, str) or not text.strip():
+        raise TeacherError("teacher sent an empty completion; try another model or a larger max_tokens.")
+    return text
+
+
+def retry_after(value: str | None, cap: float = 60.0) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), cap)
+    except ValueError:
+        pass
+    try:
+        return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), cap)
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4 ... seconds."""
+    return min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
+
+
+# -- (b) a local transformers model -------------------------------------------------------------
+class LocalTeacher:
+    """A local chat model as teacher; offline that is the small SmolLM2 stand-in, labelled so."""
+
+    def __init__(self, lm: LanguageModel, note: str = STAND_IN_NOTE, max_new_tokens: int = 96):
+        self.lm = lm
+        self.model_id = lm.model_id
+        self.note = note
+        self.max_new_tokens = max_new_tokens
+
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
+        prompts = [self.lm.chat_prompt(teacher_messages(q, mode)) for q in questions]
+        start = time.perf_counter()
+        texts = self.lm.generate(prompts, max_new_tokens=self.max_new_tokens)
+        ms = int((time.perf_counter() - start) * 1000 / max(1, len(questions)))
+        return [Rationale(q.id, t, "teacher", self.model_id, ms, self.note, {"mode": mode}) for q, t in zip(questions, texts)]
+
+
+# -- (c) stored rationales ----------------------------------------------------------------------
+class StoredTeacher:
+    """Rationales written earlier, such as a distillation set's JSONL (`id`, `rationale`, `teacher`)."""
+
+    def __init__(self, by_id: dict[str, tuple[str, str]], model_id: str = "stored", note: str = "stored rationales"):
+        self.by_id = by_id
+        self.model_id = model_id
+        self.note = note
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path]) -> StoredTeacher:
+        by_id: dict[str, tuple[str, str]] = {}
+        names = []
+        for path in paths:
+            names.append(Path(path).name)
+            for number, row in read_jsonl(Path(path)):
+                if not isinstance(row, dict) or not row.get("id") or not isinstance(row.get("rationale"), str):
+                    raise TeacherError(f'{path}:{number}: a stored rationale needs "id" and "rationale".')
+                by_id[str(row["id"])] = (row["rationale"], str(row.get("teacher") or "stored"))
+        return cls(by_id, model_id="stored", note="stored rationales from " + ", ".join(names))
+
+    @classmethod
+    def samples(cls) -> StoredTeacher:
+        """The bundled sample set's reference rationales."""
+        by_id = {q.id: (text, "reference (SciCoT sample set)") for q, text in sample_items()}
+        return cls(by_id, model_id="reference (SciCoT sample set)", note="hand-written reference rationale")
+
+    def has(self, question_id: str) -> bool:
+        return question_id in self.by_id
+
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
+        missing = [q.id for q in questions if q.id not in self.by_id]
+        if missing:
+            raise TeacherError(
+                f"no stored rationale for {missing[:3]}{'...' if len(missing) > 3 else ''}; use a teacher that writes one (e.g. --teacher stand-in)."
+            )
+        out = []
+        for q in questions:
+            text, model_id = self.by_id[q.id]
+            out.append(Rationale(q.id, text, "teacher", model_id, 0, self.note, {"mode": "stored"}))
+        return out
+
+
+# -- the registry -------------------------------------------------------------------------------
+TeacherFactory = Callable[[Settings, Callable[[], LanguageModel]], Teacher]
+
+
+def _http(settings: Settings, _load) -> Teacher:
+    if settings.endpoint is None:
+        raise ConfigError("teacher 'http' needs SCICOT_TEACHER_URL (and SCICOT_TEACHER_MODEL, SCICOT_TEACHER_API_KEY).")
+    return HttpTeacher(settings.endpoint, ResponseCache(settings.cache_dir / "teacher-responses"))
+
+
+def _stored(settings: Settings, _load) -> Teacher:
+    folder = settings.data_dir / "rationales" if settings.data_dir else None
+    files = sorted(folder.glob("*.jsonl")) if folder and folder.is_dir() else []
+    if not files:
+        raise ConfigError("teacher 'stored' needs rationale files in $SCICOT_DATA_DIR/rationales/*.jsonl.")
+    return StoredTeacher.from_files(files)
+
+
+TEACHERS: dict[str, TeacherFactory] = {
+    "stand-in": lambda settings, load: LocalTeacher(load()),
+    "http": _http,
+    "stored": _stored,
+    "sample": lambda settings, load: StoredTeacher.samples(),
+}
+
+
+def get_teacher(name: str, settings: Settings, load_local: Callable[[], LanguageModel]) -> Teacher:
+    """The teacher called `name`; `load_local` supplies the local model when one is needed."""
+    if name not in TEACHERS:
+        raise ConfigError(f"unknown teacher {name!r}; choose one of {sorted(TEACHERS)}.")
+    return TEACHERS[name](settings, load_local)

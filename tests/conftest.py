@@ -1,0 +1,219 @@
+"""Shared fixtures and fakes: tiny models built from configs with a tokenizer trained here
+(no downloads), a scripted fake teacher, and a fault-injecting OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from scicot_core.questions import Question, Rationale, sample_items  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data not present at {SHARED_DATA}")
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _corpus() -> list[str]:
+    texts = []
+    for q, rationale in sample_items():
+        texts += [q.stem, rationale] + [c.text for c in q.choices]
+    texts += ["Question: Choices: Rationale: Answer: (A) (B) (C) (D) (E) (1) (2) (3) (4)"]
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE tokenizer trained on the sample set, with pad/eos and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A 2-layer Llama with random weights, saved like a real checkpoint."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    folder = tmp_path_factory.mktemp("tiny-causal")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A 1-layer T5 with random weights (the paper's student is a T5)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(tiny_tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_heads=4,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        decoder_start_token_id=tiny_tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-seq2seq")
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_causal(tiny_causal_dir, tmp_path):
+    from scicot_core.models import load_model
+
+    return load_model(str(tiny_causal_dir), tmp_path)
+
+
+@pytest.fixture
+def tiny_seq2seq(tiny_seq2seq_dir, tmp_path):
+    from scicot_core.models import load_model
+
+    return load_model(str(tiny_seq2seq_dir), tmp_path)
+
+
+@pytest.fixture
+def samples() -> list[Question]:
+    return [q for q, _ in sample_items()]
+
+
+class FakeTeacher:
+    """A scripted teacher: `enqueue([...])` texts, read back what it was asked in `history`."""
+
+    model_id = "fake-teacher"
+    note = "scripted fake"
+
+    def __init__(self):
+        self.queue: deque[str] = deque()
+        self.history: list[tuple[str, str]] = []
+
+    def enqueue(self, texts: list[str]) -> None:
+        self.queue.extend(texts)
+
+    def rationales(self, questions, mode="rationalize"):
+        out = []
+        for q in questions:
+            self.history.append((q.id, mode))
+            text = self.queue.popleft() if self.queue else f"Because of science. Thus, the answer is ({q.answer_key or q.labels[0]})."
+            out.append(Rationale(q.id, text, "teacher", self.model_id, 1, self.note, {"mode": mode}))
+        return out
+
+
+@pytest.fixture
+def fake_teacher(monkeypatch):
+    from scicot_core import teachers
+
+    teacher = FakeTeacher()
+    monkeypatch.setitem(teachers.TEACHERS, "fake", lambda settings, load: teacher)
+    return teacher
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on 127.0.0.1 whose replies are scripted, one per request:
+    ("ok", text) | ("status", code, headers) | ("sleep", seconds) | ("malformed",)."""
+
+    def __init__(self):
+        self.script: deque[tuple] = deque()
+        self.requests: list[dict] = []
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                    fake.active += 1
+                    fake.max_active = max(fake.max_active, fake.active)
+                    step = fake.script.popleft() if fake.script else ("ok", "A default rationale. Thus, the answer is (A).")
+                try:
+                    fake._reply(self, step)
+                finally:
+                    with fake.lock:
+                        fake.active -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _reply(self, handler, step):
+        kind = step[0]
+        if kind == "sleep":
+            time.sleep(step[1])
+            step = ("ok", step[2] if len(step) > 2 else "slow")
+            kind = "ok"
+        if kind == "ok":
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": step[1]}}]}).encode()
+            code, headers = 200, {}
+        elif kind == "status":
+            payload, code, headers = b'{"error": "scripted"}', step[1], (step[2] if len(step) > 2 else {})
+        else:
+            payload, code, headers = b"{not json", 200, {}
+        try:
+            handler.send_response(code)
+            for k, v in headers.items():
+                handler.send_header(k, v)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_openai():
+    server = FakeOpenAI()
+    yield server
+    server.close()

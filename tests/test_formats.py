@@ -1,0 +1,54 @@
+"""The text formats of every stage, and answer extraction."""
+
+import pytest
+
+from scicot_core import formats
+from scicot_core.errors import ConfigError
+from scicot_core.questions import Choice, Question
+
+Q = Question("q", "What melts ice?", (Choice("A", "cold"), Choice("B", "heat"), Choice("C", "salt water")), "B")
+
+
+def test_stage_inputs():
+    block = "Question: What melts ice?\nChoices:\n(A) cold\n(B) heat\n(C) salt water"
+    assert formats.rationale_input(Q) == block + "\nRationale:"
+    assert formats.answer_input(Q, "Heat  adds\nenergy.") == block + "\nRationale: Heat adds energy.\nAnswer:"
+    assert formats.direct_input(Q) == block + "\nAnswer:"
+    assert formats.answer_target(Q.choices[1]) == " (B) heat"
+    assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: (B) heat"
+
+
+def test_teacher_prompts():
+    assert "The correct answer is (B) heat." in formats.teacher_prompt(Q, "rationalize")
+    assert "correct answer" not in formats.teacher_prompt(Q, "cot")
+    with pytest.raises(ConfigError, match="no answer key"):
+        formats.teacher_prompt(Question("t", "s", Q.choices), "rationalize")
+    with pytest.raises(ConfigError, match="unknown teacher mode"):
+        formats.teacher_prompt(Q, "guess")
+    assert formats.teacher_messages(Q, "cot")[0]["role"] == "system"
+
+
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("Heat adds energy. Thus, the answer is (B).", "B"),
+        ("thus the answer is (b) heat", "B"),
+        ("The answer is: (C)", "C"),
+        ("Answer: A", "A"),
+        ("(A) is wrong, (C) too, so (B)", "B"),
+        ("The answer is heat.", "B"),
+        ("No idea at all.", None),
+        ("the answer is (Z)", None),
+    ],
+)
+def test_extract_answer(text, label):
+    assert formats.extract_answer(text, Q) == label
+
+
+def test_extract_answer_digit_labels():
+    q = Question("d", "s", (Choice("1", "x"), Choice("2", "y")), "2")
+    assert formats.extract_answer("Thus, the answer is (2).", q) == "2"
+
+
+def test_clean_rationale_cuts_a_generated_answer_line():
+    assert formats.clean_rationale(" Heat\n adds energy.\nAnswer: (B) heat") == "Heat adds energy."

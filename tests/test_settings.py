@@ -1,0 +1,36 @@
+"""Settings: the one reader of environment variables."""
+
+from pathlib import Path
+
+import pytest
+
+from scicot_core.errors import ConfigError
+from scicot_core.settings import Settings
+
+
+def test_defaults_are_offline_with_the_stand_in_teacher():
+    s = Settings.from_env({"SCICOT_CACHE_DIR": "/tmp/c"})
+    assert (s.cache_dir, s.student, s.teacher, s.endpoint, s.offline) == (Path("/tmp/c"), "smollm2-135m", "stand-in", None, True)
+
+
+def test_an_endpoint_makes_http_the_teacher():
+    env = {
+        "SCICOT_TEACHER_URL": "http://127.0.0.1:8000/v1",
+        "SCICOT_TEACHER_MODEL": "m",
+        "OPENAI_API_KEY": "k",
+        "SCICOT_TEACHER_CONCURRENCY": "8",
+    }
+    s = Settings.from_env(env)
+    assert s.teacher == "http" and s.endpoint.api_key == "k" and s.endpoint.concurrency == 8 and s.endpoint.model == "m"
+    assert "k" not in repr(s)
+
+
+def test_online_only_on_a_space_or_when_asked_and_never_past_hf_hub_offline():
+    assert Settings.from_env({"SPACE_ID": "me/app"}).offline is False
+    assert Settings.from_env({"SCICOT_ONLINE": "1"}).offline is False
+    assert Settings.from_env({"SCICOT_ONLINE": "1", "HF_HUB_OFFLINE": "1"}).offline is True
+
+
+def test_bad_numbers_say_what_to_set():
+    with pytest.raises(ConfigError, match="SCICOT_THREADS='two' is not a whole number"):
+        Settings.from_env({"SCICOT_THREADS": "two"})

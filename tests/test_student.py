@@ -1,0 +1,89 @@
+"""The model wrapper and the two-stage student on tiny models, causal and seq2seq."""
+
+import math
+
+import pytest
+import torch
+
+from scicot_core.errors import ModelError
+from scicot_core.models import load_model, resolve
+from scicot_core.pipeline import Student
+
+
+@pytest.fixture(params=["causal", "seq2seq"])
+def tiny_lm(request, tiny_causal, tiny_seq2seq):
+    return {"causal": tiny_causal, "seq2seq": tiny_seq2seq}[request.param]
+
+
+def test_batched_generation_matches_one_at_a_time(tiny_lm, samples):
+    prompts = [tiny_lm.instruct(q.stem) for q in samples[:3]]
+    batched = tiny_lm.generate(prompts, max_new_tokens=8)
+    alone = [tiny_lm.generate([p], max_new_tokens=8)[0] for p in prompts]
+    assert batched == alone
+    assert len(batched) == 3
+
+
+def test_stream_ends_with_the_generated_text(tiny_lm, samples):
+    prompt = tiny_lm.instruct(samples[0].stem)
+    chunks = list(tiny_lm.stream(prompt, max_new_tokens=8))
+    assert chunks and chunks[-1] == tiny_lm.generate([prompt], max_new_tokens=8)[0]
+
+
+def test_scores_are_log_probabilities_independent_of_batching(tiny_lm):
+    prompts = ["Question: why?\nAnswer:", "Question: what melts ice in spring?\nAnswer:"]
+    comps = [" (A) heat", " (B) a long answer here"]
+    together = tiny_lm.score(prompts, comps)
+    apart = [tiny_lm.score([p], [c])[0] for p, c in zip(prompts, comps)]
+    for (s1, n1), (s2, n2) in zip(together, apart):
+        assert s1 < 0 and n1 == n2 and math.isclose(s1, s2, rel_tol=1e-4, abs_tol=1e-4)
+
+
+def test_student_two_stage_answer_is_a_choice_with_probabilities(tiny_lm, samples):
+    student = Student(tiny_lm, max_rationale_tokens=6)
+    questions = samples[:4]
+    rationales = student.rationales(questions, batch_size=3)
+    answers = student.answers(questions, [r.text for r in rationales])
+    for q, r, a in zip(questions, rationales, answers):
+        assert r.source == "student" and r.question_id == q.id
+        assert a.label in q.labels and a.text == q.choice(a.label).text
+        assert set(a.probabilities) == set(q.labels)
+        assert math.isclose(sum(a.probabilities.values()), 1.0, rel_tol=1e-6)
+        assert a.probabilities[a.label] == max(a.probabilities.values())
+    assert [a.method for a in student.answer_only(questions)] == ["zero-shot"] * 4
+
+
+def _make_adapter(model_dir, out, seed):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft.save_pretrained(out)
+    return out
+
+
+def test_adapters_per_stage_share_one_base(tiny_causal_dir, tmp_path):
+    lm = load_model(str(tiny_causal_dir), tmp_path)
+    base = lm.score(["Question: x\nAnswer:"], [" (A) y"])[0][0]
+    paths = {"rationale": _make_adapter(tiny_causal_dir, tmp_path / "r", 1), "answer": _make_adapter(tiny_causal_dir, tmp_path / "a", 2)}
+    student = Student(lm, adapters=paths)
+    assert student.model_id.endswith("+ LoRA[answer, rationale]")
+    with_answer = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter="answer")[0][0]
+    with_rationale = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter="rationale")[0][0]
+    assert len({round(base, 5), round(with_answer, 5), round(with_rationale, 5)}) == 3
+    assert lm.score(["Question: x\nAnswer:"], [" (A) y"])[0][0] == pytest.approx(base, abs=1e-5)
+    with pytest.raises(ModelError, match="not loaded"):
+        lm.score(["q"], [" a"], adapter="single-stage")
+
+
+def test_adapter_folder_must_hold_an_adapter(tiny_causal, tmp_path):
+    with pytest.raises(ModelError, match="no adapter_config.json"):
+        tiny_causal.load_adapter("answer", tmp_path)
+
+
+def test_unknown_and_unavailable_models(tmp_path):
+    with pytest.raises(ModelError, match="unknown model 'gpt9'"):
+        resolve("gpt9", tmp_path, offline=True)
+    with pytest.raises(ModelError, match="SCICOT_ONLINE=1"):
+        load_model("nobody/no-such-model-xyz", tmp_path, offline=True)
