@@ -79,7 +79,7 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_json):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
-    from scicot_core.pipeline import Student
+    from scicot_core.pipeline import Student, default_adapters
 
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)
@@ -95,7 +95,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_j
         start = time.perf_counter()
         teacher_rationale = t.rationales([question], mode)[0]
         timings["teacher_ms"] = _ms(start)
-    model = Student(lm, max_rationale_tokens=max_tokens)
+    model = Student(lm, adapters=default_adapters(settings.adapters, student_name), max_rationale_tokens=max_tokens)
     start = time.perf_counter()
     rationale = model.rationales([question])[0]
     timings["stage1_ms"] = _ms(start)
@@ -164,6 +164,16 @@ def samples():
     for question, _ in sample_items():
         click.echo(f"{question.id:28} {question.stem[:70]}")
 
+
+def _register_subgroups() -> None:
+    from .cli_db import db
+    from .cli_method import eval_, teach, train
+
+    for command in (db, teach, train, eval_):
+        main.add_command(command)
+
+
+_register_subgroups()
 
 if __name__ == "__main__":
     main()

@@ -23,3 +23,7 @@ class TeacherError(ScicotError):
 
 class ConfigError(ScicotError):
     """A setting, option or training configuration is invalid."""
+
+
+class PermissionDenied(ScicotError):
+    """The caller lacks the role, or does not own the record, that an action needs."""

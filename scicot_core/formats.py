@@ -96,8 +96,10 @@ SINGLE_STAGE_STOP = "\nAnswer:"
 
 
 def clean_rationale(text: str) -> str:
-    """Collapse whitespace so a rationale is one paragraph; cut a generated answer line off."""
+    """Collapse whitespace so a rationale is one paragraph, drop control characters, and cut a
+    generated answer line off."""
     text = text.split(SINGLE_STAGE_STOP)[0]
+    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
     return " ".join(text.split())
 
 

@@ -17,8 +17,11 @@ from .errors import ModelError
 class LanguageModel:
     """One model, loaded once per process; calls are serialised by a lock (Gradio uses threads)."""
 
-    def __init__(self, model, tokenizer, model_id: str, note: str = ""):
+    def __init__(self, model, tokenizer, model_id: str, note: str = "", prompt_lookup: int = 0):
         self.model = model.eval()
+        # Prompt-lookup decoding drafts tokens by copying from the prompt and keeps only those the
+        # model itself would pick greedily: same text, fewer forward passes. Batch size 1 only.
+        self.prompt_lookup = prompt_lookup
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.note = note
@@ -81,8 +84,9 @@ class LanguageModel:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
-    def _gen_kwargs(self, max_new_tokens: int) -> dict:
-        return {
+    def _gen_kwargs(self, max_new_tokens: int, batch: int = 1) -> dict:
+        lookup = {"prompt_lookup_num_tokens": self.prompt_lookup} if batch == 1 and self.prompt_lookup and not self.is_seq2seq else {}
+        return lookup | {
             "max_new_tokens": max_new_tokens,
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -96,7 +100,7 @@ class LanguageModel:
             return []
         with self.using(adapter):
             enc = self._encode_prompts(prompts)
-            out = self.model.generate(**enc, **self._gen_kwargs(max_new_tokens))
+            out = self.model.generate(**enc, **self._gen_kwargs(max_new_tokens, len(prompts)))
         if not self.is_seq2seq:
             out = out[:, enc["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
@@ -147,19 +151,35 @@ class LanguageModel:
         return self.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
 
     def _score_causal(self, prompts, completions):
-        prompt_ids, comp_ids = self._ids(prompts, True), self._ids(completions, False)
-        seqs = [p + c for p, c in zip(prompt_ids, comp_ids)]
-        width = max(map(len, seqs))
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
-        logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        out = []
-        for row, (p, c) in enumerate(zip(prompt_ids, comp_ids)):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=self.device)
-            targets = torch.tensor(c, device=self.device)
-            out.append((logprobs[row, positions, targets].sum().item(), len(c)))
+        # Choices share their prompt: run it once, then all its completions on a copy of its cache.
+        out, start = [], 0
+        while start < len(prompts):
+            end = start
+            while end < len(prompts) and prompts[end] == prompts[start]:
+                end += 1
+            out += self._score_shared_prefix(prompts[start], completions[start:end])
+            start = end
         return out
+
+    def _score_shared_prefix(self, prompt: str, completions: Sequence[str]) -> list[tuple[float, int]]:
+        prefix = torch.tensor([self._ids([prompt], True)[0]], device=self.device)
+        comp_ids = self._ids(completions, False)
+        first = self.model(input_ids=prefix, use_cache=True)
+        cache = first.cache
+        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+        n, width, plen = len(comp_ids), max(map(len, comp_ids)), prefix.shape[1]
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c in comp_ids], device=self.device)
+        mask = torch.tensor([[1] * (plen + len(c)) + [0] * (width - len(c)) for c in comp_ids], device=self.device)
+        cache.batch_repeat_interleave(n)
+        positions = torch.arange(plen, plen + width, device=self.device).expand(n, -1)
+        rest = self.model(input_ids=ids, attention_mask=mask, cache=cache, position_ids=positions)
+        logprobs = torch.log_softmax(rest.logits.float(), dim=-1)
+        results = []
+        for row, c in enumerate(comp_ids):
+            total = head[c[0]] + logprobs[row, torch.arange(len(c) - 1), torch.tensor(c[1:], dtype=torch.long)].sum()
+            results.append((total.item(), len(c)))
+        return results
 
     def _score_seq2seq(self, prompts, completions):
         self.tokenizer.padding_side = "right"

@@ -135,3 +135,22 @@ class Student:
         """Stage 1 then stage 2 for one question."""
         rationale = self.rationales([question])[0]
         return rationale, self.answers([question], [rationale.text])[0]
+
+
+BUNDLED_ADAPTERS = Path(__file__).parent / "adapters" / "smollm2-135m-scicot"
+
+
+def find_adapters(folder: Path | None) -> dict[str, Path]:
+    """The stage adapters in a folder laid out as `<folder>/<stage>/adapter_config.json`."""
+    if folder is None or not Path(folder).is_dir():
+        return {}
+    return {s: Path(folder) / s for s in STAGES if (Path(folder) / s / "adapter_config.json").exists()}
+
+
+def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path]:
+    """Configured adapters, else the distilled ones shipped with the package for the default base."""
+    if configured is not None:
+        return {} if str(configured).lower() == "none" else find_adapters(configured)
+    from .models import SMOLLM2, SMOLLM2_HUB
+
+    return find_adapters(BUNDLED_ADAPTERS) if base_model in (SMOLLM2, SMOLLM2_HUB) else {}

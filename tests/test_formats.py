@@ -52,3 +52,7 @@ def test_extract_answer_digit_labels():
 
 def test_clean_rationale_cuts_a_generated_answer_line():
     assert formats.clean_rationale(" Heat\n adds energy.\nAnswer: (B) heat") == "Heat adds energy."
+
+
+def test_clean_rationale_drops_control_characters():
+    assert formats.clean_rationale("a\x00b\x07 c\u200b") == "ab c"

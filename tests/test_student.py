@@ -87,3 +87,19 @@ def test_unknown_and_unavailable_models(tmp_path):
         resolve("gpt9", tmp_path, offline=True)
     with pytest.raises(ModelError, match="SCICOT_ONLINE=1"):
         load_model("nobody/no-such-model-xyz", tmp_path, offline=True)
+
+
+def test_shared_prefix_scoring_equals_scoring_each_sequence_whole(tiny_causal):
+    """Choices reuse their prompt's cache; the result must equal a plain forward pass."""
+    lm = tiny_causal
+    prompt = "Question: what melts ice?\nAnswer:"
+    comps = [" (A) heat", " (B) cold air from the north", " (C) salt"]
+    shared = lm.score([prompt] * 3, comps)
+    for (score, n), comp in zip(shared, comps):
+        p = lm.tokenizer(prompt)["input_ids"]
+        c = lm.tokenizer(comp, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([p + c])).logits[0]
+        logprobs = torch.log_softmax(logits, dim=-1)
+        expected = sum(logprobs[len(p) - 1 + i, t].item() for i, t in enumerate(c))
+        assert n == len(c) and score == pytest.approx(expected, abs=1e-4)

@@ -1,0 +1,375 @@
+"""The annotation store: the one owner of SQL. A SQLite file in WAL mode with a busy timeout,
+one connection per thread (Gradio runs handlers in worker threads), migrations on open, and
+verbs for questions, rationales, raters, ratings, curation and the rating queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from scicot_core.distill import DistillRecord
+from scicot_core.errors import DataError, PermissionDenied
+from scicot_core.formats import FORMAT_VERSION
+from scicot_core.questions import Choice, Question, Rationale
+
+from . import validate
+from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
+from .migrations import migrations
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def rationale_id(question_id: str, source: str, model_id: str, text: str, edits_id: str | None) -> str:
+    """Deterministic, so importing the same rationale twice adds nothing."""
+    key = "\x1f".join([question_id, source, model_id, text, edits_id or ""])
+    return "r-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One rationale to rate, with its question and the other rationales for that question."""
+
+    rationale: dict
+    question: Question
+    siblings: list[dict]
+    draft: dict | None
+
+
+class Store:
+    """Everything the app and the CLI write or read about human judgements goes through here."""
+
+    def __init__(self, path: Path | str, reviewer_secret: str | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reviewer_secret = reviewer_secret
+        self._local = threading.local()
+        db = self.db
+        db.conn.execute("PRAGMA journal_mode=WAL")
+        with self._write():
+            pass
+        migrations.apply(db)
+
+    # -- connections and transactions ----------------------------------------------------------
+    @property
+    def db(self) -> Database:
+        """This thread's connection; a connection never crosses threads."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            db = self._local.db = Database(conn, execute_plugins=False)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
+        db = self.db
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        db.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def _one(self, sql: str, params=()) -> dict | None:
+        rows = list(self.db.query(sql, params))
+        return rows[0] if rows else None
+
+    # -- questions and rationales ---------------------------------------------------------------
+    def add_questions(self, questions: Iterable[Question]) -> int:
+        """Insert questions not yet stored; returns how many were new."""
+        rows = [_question_row(q) for q in questions]
+        with self._write() as db:
+            before = db["questions"].count
+            db["questions"].insert_all(rows, ignore=True)
+            return db["questions"].count - before
+
+    def add_rationale(self, rationale: Rationale, edits_id: str | None = None, author: str | None = None) -> str:
+        """Store a rationale (idempotent); its question must be stored first."""
+        return self.add_rationales([rationale], edits_id=edits_id, author=author)[0]
+
+    def add_rationales(self, rationales: Iterable[Rationale], edits_id: str | None = None, author: str | None = None) -> list[str]:
+        rows = [self._rationale_row(r, edits_id, author) for r in rationales]
+        with self._write() as db:
+            for row in rows:
+                if db["questions"].count_where("id = ?", [row["question_id"]]) == 0:
+                    raise DataError(f"unknown question {row['question_id']!r}; add the question before its rationale.")
+            db["rationales"].insert_all(rows, ignore=True)
+        return [row["id"] for row in rows]
+
+    def _rationale_row(self, r: Rationale, edits_id: str | None, author: str | None) -> dict:
+        text = validate.text(r.text, "rationale", MAX_RATIONALE_CHARS)
+        validate.choice(r.source, SOURCES, "rationale source")
+        model_id = validate.text(r.model_id, "model id", 200)
+        return {
+            "id": rationale_id(r.question_id, r.source, model_id, text, edits_id),
+            "question_id": r.question_id,
+            "text": text,
+            "source": r.source,
+            "model_id": model_id,
+            "format_version": FORMAT_VERSION,
+            "edits_id": edits_id,
+            "author": author,
+            "duration_ms": int(r.duration_ms),
+            "note": r.note,
+            "created_utc": now_utc(),
+        }
+
+    def edit_rationale(self, original_id: str, text: str, author: str) -> str:
+        """Save a human edit of a rationale, linked to the rationale it edits."""
+        author = self._known_rater(author)
+        original = self.rationale(original_id)
+        edit = Rationale(original["question_id"], text, "human", f"human edit of {original['model_id']}")
+        return self.add_rationale(edit, edits_id=original_id, author=author)
+
+    def rationale(self, rationale_id_: str) -> dict:
+        row = self._one("select * from rationales where id = ?", [rationale_id_])
+        if row is None:
+            raise DataError(f"unknown rationale {rationale_id_!r}; pick one from the queue or the curation list.")
+        return row
+
+    def question(self, question_id: str) -> Question:
+        row = self._one("select * from questions where id = ?", [question_id])
+        if row is None:
+            raise DataError(f"unknown question {question_id!r}.")
+        return _question_from_row(row)
+
+    def rationales_for(self, question_id: str) -> list[dict]:
+        return list(self.db.query("select * from rationales where question_id = ? order by created_utc, id", [question_id]))
+
+    def import_records(self, records: Iterable[DistillRecord]) -> tuple[int, int]:
+        """A distillation set in as teacher (or human) rationales ready to rate; idempotent.
+        Returns (new questions, new rationales)."""
+        records = list(records)
+        rationales = [Rationale(r.question.id, r.rationale, r.source if r.source in SOURCES else "teacher", r.teacher) for r in records]
+        question_rows = [_question_row(r.question) for r in records]
+        rationale_rows = [self._rationale_row(r, None, None) for r in rationales]
+        with self._write() as db:
+            q0, r0 = db["questions"].count, db["rationales"].count
+            db["questions"].insert_all(question_rows, ignore=True)
+            db["rationales"].insert_all(rationale_rows, ignore=True)
+            return db["questions"].count - q0, db["rationales"].count - r0
+
+    # -- raters and roles -------------------------------------------------------------------------
+    def add_rater(self, name: str) -> str:
+        """Register a rater (idempotent) and return the cleaned name."""
+        name = validate.name(name)
+        with self._write() as db:
+            db["raters"].insert({"name": name, "role": "rater", "created_utc": now_utc()}, ignore=True)
+        return name
+
+    def grant_reviewer(self, name: str, secret: str) -> None:
+        """Make a rater a reviewer, if `secret` matches the one this store was opened with."""
+        if not self._reviewer_secret:
+            raise PermissionDenied("no reviewer secret is configured; set SCICOT_REVIEWER_SECRET to enable reviewers.")
+        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), self._reviewer_secret.encode()):
+            raise PermissionDenied("wrong reviewer secret; ask whoever runs this deployment for SCICOT_REVIEWER_SECRET.")
+        name = self._known_rater(name)
+        with self._write() as db:
+            db["raters"].update(name, {"role": "reviewer"})
+
+    def role(self, name: str) -> str | None:
+        row = self._one("select role from raters where name = ?", [name])
+        return row["role"] if row else None
+
+    def require_reviewer(self, name: str) -> str:
+        if self.role(name) != "reviewer":
+            raise PermissionDenied(
+                f"{name!r} is not a reviewer; curation and export need the reviewer role (granted with the reviewer secret)."
+            )
+        return name
+
+    def _known_rater(self, name) -> str:
+        if not isinstance(name, str) or self.role(name) is None:
+            raise DataError(f"unknown rater {name!r}; sign in (or register the name) first.")
+        return name
+
+    # -- ratings ---------------------------------------------------------------------------------------
+    def upsert_rating(
+        self,
+        rationale_id_: str,
+        rater: str,
+        scores: dict | None = None,
+        preference: str | None = None,
+        comment: str = "",
+        status: str = "submitted",
+    ) -> str:
+        """Rate a rationale; re-rating replaces the rater's earlier rating, never duplicates it."""
+        rater = self._known_rater(rater)
+        self.rationale(rationale_id_)
+        status = validate.choice(status, STATUSES, "status")
+        clean = validate.scores(scores) if status == "submitted" else _partial_scores(scores)
+        row = {
+            "id": f"g-{hashlib.sha256(f'{rationale_id_}|{rater}'.encode()).hexdigest()[:20]}",
+            "rationale_id": rationale_id_,
+            "rater": rater,
+            "scores_json": json.dumps(clean),
+            "preference": validate.choice(preference, PREFERENCES, "preference", optional=True),
+            "comment": validate.text(comment or "", "comment", MAX_COMMENT_CHARS, allow_empty=True),
+            "status": status,
+            "created_utc": now_utc(),
+            "updated_utc": now_utc(),
+        }
+        with self._write() as db:
+            db.execute(
+                """insert into ratings (id, rationale_id, rater, scores_json, preference, comment, status, created_utc, updated_utc)
+                   values (:id, :rationale_id, :rater, :scores_json, :preference, :comment, :status, :created_utc, :updated_utc)
+                   on conflict(rationale_id, rater) do update set scores_json = excluded.scores_json,
+                   preference = excluded.preference, comment = excluded.comment, status = excluded.status,
+                   updated_utc = excluded.updated_utc""",
+                row,
+            )
+        return row["id"]
+
+    def update_rating(self, rating_id: str, rater: str, **changes) -> str:
+        """Change an existing rating; only its own rater may."""
+        row = self._one("select * from ratings where id = ?", [rating_id])
+        if row is None:
+            raise DataError(f"unknown rating {rating_id!r}.")
+        if row["rater"] != rater:
+            raise PermissionDenied(f"rating {rating_id!r} belongs to another rater; you can change only your own ratings.")
+        current = {
+            "scores": json.loads(row["scores_json"]),
+            "preference": row["preference"],
+            "comment": row["comment"],
+            "status": row["status"],
+        }
+        return self.upsert_rating(row["rationale_id"], rater, **(current | changes))
+
+    def skip(self, rationale_id_: str, rater: str) -> str:
+        """Pass on a rationale: it leaves this rater's queue and counts nowhere."""
+        return self.upsert_rating(rationale_id_, rater, None, status="discarded")
+
+    def ratings(self, status: str | None = "submitted") -> list[dict]:
+        """Ratings with scores decoded; only submitted ones by default (the only ones that count)."""
+        sql = "select g.*, r.source as rationale_source from ratings g join rationales r on r.id = g.rationale_id"
+        rows = self.db.query(sql + (" where g.status = ?" if status else "") + " order by g.created_utc", [status] if status else [])
+        return [row | {"scores": json.loads(row.pop("scores_json"))} for row in rows]
+
+    # -- the queue --------------------------------------------------------------------------------------
+    def next_item(self, rater: str) -> QueueItem | None:
+        """This rater's draft if any, else the rationale with the fewest submitted ratings that
+        the rater has not rated or skipped."""
+        rater = self._known_rater(rater)
+        row = self._one(
+            """select r.*, (select count(*) from ratings g where g.rationale_id = r.id and g.status = 'submitted') as n_ratings,
+                      d.id as draft_id
+               from rationales r left join ratings d on d.rationale_id = r.id and d.rater = :rater and d.status = 'draft'
+               where r.id not in (select rationale_id from ratings where rater = :rater and status != 'draft')
+               order by draft_id is null, n_ratings, r.created_utc, r.id limit 1""",
+            {"rater": rater},
+        )
+        if row is None:
+            return None
+        draft = self._one("select * from ratings where id = ?", [row.pop("draft_id")]) if row.get("draft_id") else None
+        row.pop("draft_id", None)
+        siblings = [s for s in self.rationales_for(row["question_id"]) if s["id"] != row["id"]]
+        return QueueItem(row, self.question(row["question_id"]), siblings, draft)
+
+    def progress(self, rater: str | None = None) -> dict:
+        """Counts for the queue: rationales, rated by anyone, and this rater's share."""
+        total = self.db["rationales"].count
+        rated = self._one("select count(distinct rationale_id) n from ratings where status = 'submitted'")["n"]
+        out = {"rationales": total, "rated_by_anyone": rated, "submitted_ratings": self.db["ratings"].count_where("status = 'submitted'")}
+        if rater:
+            done = self._one("select count(*) n from ratings where rater = ? and status != 'draft'", [rater])["n"]
+            mine = self._one("select count(*) n from ratings where rater = ? and status = 'submitted'", [rater])["n"]
+            out |= {"rater_done": done, "rater_submitted": mine, "rater_remaining": total - done}
+        return out
+
+    # -- curation ------------------------------------------------------------------------------------------
+    def curate(self, rationale_id_: str, decision: str, reviewer: str, reason: str = "", edited_text: str | None = None) -> int:
+        """Accept, reject or edit a rationale (reviewers only); the latest decision counts."""
+        reviewer = self.require_reviewer(self._known_rater(reviewer))
+        decision = validate.choice(decision, DECISIONS, "decision")
+        reason = validate.text(reason or "", "reason", MAX_COMMENT_CHARS, allow_empty=True)
+        self.rationale(rationale_id_)
+        if (decision == "edit") != (edited_text is not None):
+            raise DataError("give the edited text with decision 'edit' (and only then).")
+        edited_id = self.edit_rationale(rationale_id_, edited_text, reviewer) if decision == "edit" else None
+        with self._write() as db:
+            row = {
+                "rationale_id": rationale_id_,
+                "decision": decision,
+                "reviewer": reviewer,
+                "reason": reason,
+                "edited_id": edited_id,
+                "created_utc": now_utc(),
+            }
+            return db["curation"].insert(row).last_pk
+
+    def curation_rows(self) -> list[dict]:
+        """Every rationale with its question, its latest curation decision and its submitted
+        ratings: the input of the pure export function."""
+        decisions = {}
+        for row in self.db.query("select * from curation order by id"):
+            decisions[row["rationale_id"]] = row
+        ratings: dict[str, list[dict]] = {}
+        for g in self.ratings("submitted"):
+            ratings.setdefault(g["rationale_id"], []).append(g)
+        questions = {row["id"]: _question_from_row(row) for row in self.db.query("select * from questions")}
+        out = []
+        for r in self.db.query("select * from rationales order by question_id, created_utc, id"):
+            out.append(
+                {
+                    "rationale": r,
+                    "question": questions[r["question_id"]],
+                    "decision": decisions.get(r["id"]),
+                    "ratings": ratings.get(r["id"], []),
+                }
+            )
+        return out
+
+    def counts(self) -> dict:
+        return {t: self.db[t].count for t in ("questions", "rationales", "raters", "ratings", "curation")}
+
+    def integrity_ok(self) -> bool:
+        return self._one("pragma integrity_check")["integrity_check"] == "ok"
+
+
+def _partial_scores(scores) -> dict:
+    if not scores:
+        return {}
+    kept = {k: v for k, v in scores.items() if v not in (None, "")}
+    full = validate.scores(kept | {k: 1 for k in validate.CRITERIA_NAMES if k not in kept})
+    return {k: full[k] for k in kept}
+
+
+def _question_row(q: Question) -> dict:
+    return {
+        "id": q.id,
+        "stem": q.stem,
+        "choices_json": json.dumps([[c.label, c.text] for c in q.choices]),
+        "answer_key": q.answer_key,
+        "source": q.source,
+        "created_utc": now_utc(),
+    }
+
+
+def _question_from_row(row: dict) -> Question:
+    choices = tuple(Choice(label, text) for label, text in json.loads(row["choices_json"]))
+    return Question(row["id"], row["stem"], choices, row["answer_key"], row["source"] or "")

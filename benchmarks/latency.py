@@ -1,0 +1,129 @@
+"""Latency of the offline default student on CPU: cold load from the GGUF file, warm load from
+the safetensors cache, and full asks (stage-1 rationale of up to 64 tokens + stage-2 scoring)
+on ARC-Easy dev questions, for fp32 and faster options, with how often answers agree.
+
+    .venv/bin/python benchmarks/latency.py --data-dir ../shared/data --questions 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from scicot_core.lm import LanguageModel
+from scicot_core.models import ensure_smollm2, load_model
+from scicot_core.pipeline import Student
+from scicot_core.questions import load_split, sample_questions
+from scicot_core.settings import Settings
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def variants(base: LanguageModel) -> dict:
+    """name -> (LanguageModel, torch threads). The first is the reference for agreement."""
+    int8 = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear}, dtype=torch.qint8)
+    cores = torch.get_num_threads()
+
+    def variant(model, lookup=0):
+        return LanguageModel(model, base.tokenizer, base.model_id, prompt_lookup=lookup)
+
+    return {
+        f"fp32, {cores} threads": (variant(base.model), cores),
+        "fp32, 1 thread": (variant(base.model), 1),
+        "fp32 + prompt-lookup decoding": (variant(base.model, lookup=5), cores),
+        "int8 dynamic Linear": (variant(int8), cores),
+        "int8 + prompt-lookup decoding": (variant(int8, lookup=5), cores),
+    }
+
+
+def measure(lm: LanguageModel, threads: int, questions, max_tokens: int) -> dict:
+    torch.set_num_threads(threads)
+    student = Student(lm, max_rationale_tokens=max_tokens)
+    student.ask(questions[0])  # warm-up
+    rows = []
+    for q in questions:
+        rationale, t1 = timed(lambda q=q: student.rationales([q])[0])
+        answer, t2 = timed(lambda q=q, r=rationale: student.answers([q], [r.text])[0])
+        tokens = len(lm.tokenizer(rationale.text, add_special_tokens=False)["input_ids"])
+        rows.append(
+            {
+                "id": q.id,
+                "stage1_s": t1,
+                "stage2_s": t2,
+                "ask_s": t1 + t2,
+                "tokens": tokens,
+                "answer": answer.label,
+                "correct": answer.label == q.answer_key,
+            }
+        )
+    return {"rows": rows} | summarise(rows)
+
+
+def summarise(rows: list[dict]) -> dict:
+    asks = sorted(r["ask_s"] for r in rows)
+    return {
+        "ask_p50_s": statistics.median(asks),
+        "ask_p90_s": asks[min(len(asks) - 1, int(0.9 * len(asks)))],
+        "stage1_tokens_per_s": sum(r["tokens"] for r in rows) / sum(r["stage1_s"] for r in rows),
+        "stage2_mean_s": statistics.mean(r["stage2_s"] for r in rows),
+        "accuracy": statistics.mean(r["correct"] for r in rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Settings.from_env().data_dir)
+    parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency.json"))
+    args = parser.parse_args()
+    questions = load_split("arc_easy", "dev", args.data_dir)[: args.questions] if args.data_dir else sample_questions()[: args.questions]
+
+    with tempfile.TemporaryDirectory() as fresh:
+        _, cold = timed(lambda: ensure_smollm2(Path(fresh), progress=lambda m: None))
+        _, warm = timed(lambda: load_model("smollm2-135m", Path(fresh)))
+    base = load_model("smollm2-135m", Settings.from_env().cache_dir)
+
+    results = {}
+    for name, (lm, threads) in variants(base).items():
+        results[name] = measure(lm, threads, questions, args.max_tokens)
+        print(f"measured {name}", flush=True)
+    reference = [r["answer"] for r in next(iter(results.values()))["rows"]]
+    for summary in results.values():
+        summary["agreement"] = statistics.mean(a == r["answer"] for a, r in zip(reference, summary["rows"]))
+
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads max, {platform.processor() or platform.platform()}",
+        "torch": torch.__version__,
+        "questions": f"{len(questions)} x {questions[0].source}",
+        "cold_load_gguf_s": cold,
+        "warm_load_cache_s": warm,
+        "variants": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\ncold load (GGUF -> dequantise -> cache): {cold:.1f} s; warm load (safetensors cache): {warm:.2f} s")
+    print("| variant | ask p50 (s) | ask p90 (s) | stage-1 tok/s | stage-2 mean (s) | answers agree | accuracy |")
+    print("|---|---|---|---|---|---|---|")
+    for name, s in results.items():
+        print(
+            f"| {name} | {s['ask_p50_s']:.2f} | {s['ask_p90_s']:.2f} | {s['stage1_tokens_per_s']:.1f} | {s['stage2_mean_s']:.2f} | {s['agreement']:.0%} | {s['accuracy']:.0%} |"
+        )
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

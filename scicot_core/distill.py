@@ -1,0 +1,122 @@
+"""The distillation set: one JSONL schema that teaching writes, the store exports and training
+reads. Each line is an AI2 question record plus its rationale and provenance:
+
+    {"id", "question": {"stem", "choices": [{"text", "label"}]}, "answerKey",
+     "rationale", "teacher", "source", ...provenance columns}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError
+from .questions import Question, load_jsonl, read_jsonl
+
+REQUIRED = ("id", "question", "answerKey", "rationale")
+
+
+@dataclass(frozen=True)
+class DistillRecord:
+    """A question with the rationale a student should learn to write for it."""
+
+    question: Question
+    rationale: str
+    teacher: str
+    source: str = "teacher"  # or "human" for a reviewer's edit
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict:
+        return self.question.to_ai2() | {"rationale": self.rationale, "teacher": self.teacher, "source": self.source} | self.extra
+
+    @classmethod
+    def from_json(cls, row: dict, source: str = "") -> DistillRecord:
+        missing = [k for k in REQUIRED if k not in row] if isinstance(row, dict) else list(REQUIRED)
+        if missing:
+            raise DataError(f"missing field(s) {missing}; a distillation record needs {list(REQUIRED)}")
+        if not isinstance(row["rationale"], str) or not row["rationale"].strip():
+            raise DataError("empty rationale")
+        question = Question.from_ai2(row, source or str(row.get("dataset", "")))
+        if question.answer_key is None:
+            raise DataError(f"question {question.id!r} has no answer key; distillation needs the gold answer")
+        known = {"id", "question", "answerKey", "rationale", "teacher", "source"}
+        extra = {k: v for k, v in row.items() if k not in known}
+        return cls(question, row["rationale"].strip(), str(row.get("teacher") or "unknown"), str(row.get("source") or "teacher"), extra)
+
+
+def load_distillation_set(path: Path | str) -> list[DistillRecord]:
+    """Records from a distillation-set JSONL file; problems name the file and line."""
+    path = Path(path)
+    out = []
+    for number, row in read_jsonl(path):
+        try:
+            out.append(DistillRecord.from_json(row, path.stem))
+        except DataError as e:
+            raise DataError(f"{path}:{number}: {e}") from None
+    return out
+
+
+def join_rationales(rationale_file: Path | str, question_file: Path | str) -> list[DistillRecord]:
+    """A rationale file (`id`, `rationale`, `teacher`, ...) joined on id with its questions,
+    such as `rationales/flan_t5_arc_challenge_train.jsonl` with `arc_challenge/train.jsonl`."""
+    rationale_file = Path(rationale_file)
+    questions = {q.id: q for q in load_jsonl(question_file)}
+    out = []
+    for number, row in read_jsonl(rationale_file):
+        where = f"{rationale_file}:{number}"
+        if not isinstance(row, dict) or not isinstance(row.get("rationale"), str) or "id" not in row:
+            raise DataError(f'{where}: a rationale line needs "id" and "rationale"')
+        question = questions.get(str(row["id"]))
+        if question is None:
+            raise DataError(f"{where}: id {row['id']!r} is not in {question_file}; join each rationale file with its own split")
+        extra = {k: row[k] for k in ("dataset", "split") if k in row}
+        out.append(DistillRecord(question, row["rationale"].strip(), str(row.get("teacher") or "unknown"), "teacher", extra))
+    return out
+
+
+def rationale_question_file(rationale_file: Path, data_dir: Path) -> Path:
+    """The question split a shared rationale file belongs to (`flan_t5_<dataset>_<split>.jsonl`)."""
+    stem = Path(rationale_file).stem
+    for dataset in ("arc_easy", "arc_challenge", "openbookqa"):
+        for split in ("train", "dev", "test"):
+            if stem.endswith(f"{dataset}_{split}"):
+                return Path(data_dir) / dataset / f"{split}.jsonl"
+    raise DataError(f"{rationale_file}: cannot tell its dataset and split from the name; pass the question file explicitly")
+
+
+def load_any(path: Path | str, question_file: Path | str | None = None, data_dir: Path | str | None = None) -> list[DistillRecord]:
+    """A distillation set, or a rationale file joined with its questions (given, or found in
+    `data_dir` from the file's name)."""
+    path = Path(path)
+    first = next(iter(read_jsonl(path)), (0, {}))[1]
+    if isinstance(first, dict) and "question" in first:
+        return load_distillation_set(path)
+    if question_file is None:
+        if data_dir is None:
+            raise DataError(f"{path.name} holds rationales only: give its question file or a data directory (--data-dir) to join them.")
+        question_file = rationale_question_file(path, Path(data_dir))
+    return join_rationales(path, question_file)
+
+
+def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:
+    """Write rows to a temporary file beside `path`, then rename: never a partial file there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

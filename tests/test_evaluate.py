@@ -1,0 +1,81 @@
+"""Evaluation: accuracy by variant on a hand-checked fixture, the report files, the CLI, and a
+tiny model trained and evaluated end to end."""
+
+import json
+
+from click.testing import CliRunner
+
+from demo.cli import main
+from scicot_core.evaluate import available, evaluate, write_report
+from scicot_core.pipeline import Student
+from scicot_core.questions import Choice, Question
+
+
+class ScriptedLM:
+    """A fake LanguageModel: generates a fixed text, and scores a completion highest when its
+    label is the one scripted for that question id (found in the prompt)."""
+
+    model_id = "scripted"
+    is_seq2seq = False
+
+    def __init__(self, picks):
+        self.picks = picks
+        self.adapters = {"answer-only": None}
+
+    def instruct(self, text):
+        return text
+
+    def generate(self, prompts, max_new_tokens=64, adapter=None):
+        return ["Because. Thus, the answer is (A)."] * len(prompts)
+
+    def score(self, prompts, completions, adapter=None, batch_size=16):
+        out = []
+        for p, c in zip(prompts, completions):
+            qid = next(q for q in self.picks if f"Question: {q}?" in p)
+            out.append((0.0 if c.startswith(f" ({self.picks[qid]})") else -5.0, 2))
+        return out
+
+
+QUESTIONS = [
+    Question("q1", "q1?", (Choice("A", "a"), Choice("B", "b")), "A"),
+    Question("q2", "q2?", (Choice("A", "a"), Choice("B", "b"), Choice("C", "c")), "C"),
+    Question("q3", "q3?", (Choice("1", "a"), Choice("2", "b")), "2"),
+    Question("q4", "q4?", tuple(Choice(x, x.lower()) for x in "ABCDEFGHI"), "I"),
+]
+
+
+def test_accuracy_by_hand(tmp_path):
+    # Scripted picks: q1 A (right), q2 B (wrong), q3 2 (right), q4 I (right): 3 of 4 = 0.75.
+    student = Student(ScriptedLM({"q1": "A", "q2": "B", "q3": "2", "q4": "I"}))
+    assert available(student) == ["zero-shot", "answer-only", "two-stage"]
+    result = evaluate(student, QUESTIONS, batch_size=3)
+    assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75}
+    assert result["predictions"][1]["two-stage"]["label"] == "B"
+    assert result["predictions"][3]["two-stage"]["rationale"] == "Because. Thus, the answer is (A)."
+    paths = write_report(result, tmp_path / "report", "fixture")
+    assert "| two-stage | 75.0% |" in paths["results.md"].read_text()
+    assert len(paths["predictions.jsonl"].read_text().splitlines()) == 4
+    assert paths["accuracy.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_dir):
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
+    env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    args = ["eval", "--questions", str(path), "--out", str(tmp_path / "r"), "--json", "--batch-size", "2", "--db", str(tmp_path / "s.db")]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{") :])
+    assert out["variants"] == ["zero-shot", "two-stage"] and out["n"] == 4
+    preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
+    expected = sum(p["two-stage"]["label"] == p["answer_key"] for p in preds) / 4
+    assert out["accuracy"]["two-stage"] == expected
+
+    from annotations.store import Store
+
+    assert Store(tmp_path / "s.db").counts()["rationales"] == 4
+
+
+def test_eval_needs_questions(tmp_path):
+    result = CliRunner().invoke(main, ["eval"], env={"SCICOT_DATA_DIR": ""})
+    assert result.exit_code == 1 and "give --dataset and --split" in result.output
