@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/scicot ask --sample sample-physics-01
+	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
 
 test: install
 	$(PY) -m pytest

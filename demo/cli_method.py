@@ -199,4 +199,7 @@ def _store_student_rationales(db_path: Path, questions, result: dict, settings: 
         stored = StoredTeacher.from_files(files)
         have = [q for q in questions if stored.has(q.id)]
         store.add_rationales(stored.rationales(have))
-    click.echo(f"stored {len(student) - refused} student rationales in {db_path}" + (f" ({refused} refused by the store's checks)" if refused else ""))
+    click.echo(
+        f"stored {len(student) - refused} student rationales in {db_path}"
+        + (f" ({refused} refused by the store's checks)" if refused else "")
+    )

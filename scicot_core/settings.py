@@ -54,6 +54,7 @@ class Settings:
     cache_dir: Path
     data_dir: Path | None = None
     db_path: Path | None = None
+    distill_path: Path | None = None
     student: str = "smollm2-135m"
     adapters: Path | None = None
     teacher: str = "stand-in"
@@ -61,6 +62,7 @@ class Settings:
     offline: bool = True
     threads: int | None = None
     reviewer_secret: str | None = field(default=None, repr=False)
+    on_space: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +85,7 @@ class Settings:
             cache_dir=cache,
             data_dir=_path(env.get("SCICOT_DATA_DIR")),
             db_path=_path(env.get("SCICOT_DB")) or default_db_path(),
+            distill_path=_path(env.get("SCICOT_DISTILL_SET")) or default_db_path().with_name("distillation_set.jsonl"),
             student=env.get("SCICOT_STUDENT") or "smollm2-135m",
             adapters=_path(env.get("SCICOT_ADAPTERS")),
             teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "stand-in"),
@@ -90,6 +93,7 @@ class Settings:
             offline=_flag(env, "HF_HUB_OFFLINE") or not wants_online,
             threads=threads,
             reviewer_secret=env.get("SCICOT_REVIEWER_SECRET") or None,
+            on_space=bool(env.get("SPACE_ID")),
         )
 
 

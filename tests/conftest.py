@@ -217,3 +217,32 @@ def fake_openai():
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+@pytest.fixture
+def app_deps(tmp_path, tiny_causal_dir):
+    """The app's dependencies around a tiny model and a fresh store."""
+    from annotations.store import Store
+    from demo.deps import BASE_SET, Deps
+    from scicot_core.models import load_model
+    from scicot_core.settings import Settings
+
+    settings = Settings(
+        cache_dir=tmp_path / "cache", db_path=tmp_path / "app.db", distill_path=tmp_path / "distill.jsonl", reviewer_secret="sesame"
+    )
+    deps = Deps(settings, Store(settings.db_path, reviewer_secret="sesame"), lambda: load_model(str(tiny_causal_dir), tmp_path))
+    deps.adapter_sets[BASE_SET] = {}
+    return deps
+
+
+@pytest.fixture
+def app_server(app_deps):
+    """A real Gradio server on 127.0.0.1 (a fresh Blocks per test), closed afterwards."""
+    os.environ["GRADIO_SSR_MODE"] = "false"
+    from demo.ui import build_demo, launch_options
+
+    demo = build_demo(app_deps)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **launch_options())
+    yield demo.local_url, app_deps
+    demo.close()

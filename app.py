@@ -1,0 +1,20 @@
+"""SciCoT Studio as a Gradio app (and a Hugging Face Space): builds the real dependencies once
+and the UI around them. `python app.py` serves it on 127.0.0.1:7860."""
+
+import os
+import threading
+
+from demo.deps import build_deps
+from demo.ui import build_demo, launch_options
+from scicot_core.settings import Settings
+
+settings = Settings.from_env()
+deps = build_deps(settings)
+# Load the model in the background: the first page is served at once, the first ask finds it ready.
+threading.Thread(target=deps.lm, daemon=True).start()
+demo = build_demo(deps)
+demo.queue(default_concurrency_limit=8)
+
+if __name__ == "__main__":
+    host = "0.0.0.0" if settings.on_space else os.environ.get("SCICOT_HOST", "127.0.0.1")
+    demo.launch(server_name=host, server_port=int(os.environ.get("SCICOT_PORT", "7860")), **launch_options())

@@ -1,0 +1,123 @@
+"""The app's real dependencies, built once per process: settings, the store, the model (loaded
+once, shared by the student and the local stand-in teacher), adapter sets and teachers."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annotations.store import Store
+from scicot_core.lm import LanguageModel
+from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
+from scicot_core.questions import Question, sample_items
+from scicot_core.settings import Settings, TeacherEndpoint
+from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
+
+DEFAULT_SET = "distilled (shipped)"
+BASE_SET = "base model (no adapters)"
+
+
+@dataclass
+class Deps:
+    """What handlers need; tests build one around a tiny model and a temporary store."""
+
+    settings: Settings
+    store: Store
+    load_lm: callable
+    samples: list[tuple[Question, str]] = field(default_factory=sample_items)
+    adapter_sets: dict[str, dict[str, Path]] = field(default_factory=dict)
+    _lm: LanguageModel | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    retrain: dict = field(default_factory=dict)
+
+    def lm(self) -> LanguageModel:
+        """The one model of this process, loaded on first use."""
+        with self._lock:
+            if self._lm is None:
+                self._lm = self.load_lm()
+                for stages in self.adapter_sets.values():
+                    for stage, path in stages.items():
+                        self._lm.load_adapter(_adapter_name(path, stage), path)
+            return self._lm
+
+    def student(self, set_name: str | None, max_tokens: int = 64) -> Student:
+        """A student using one adapter set (its stages under their plain names)."""
+        lm = self.lm()
+        stages = self.adapter_sets.get(set_name or "", {})
+        return SetStudent(lm, {s: _adapter_name(p, s) for s, p in stages.items()}, max_tokens)
+
+    def add_adapter_set(self, name: str, folder: Path) -> dict[str, Path]:
+        stages = find_adapters(folder)
+        if stages:
+            self.adapter_sets[name] = stages
+            if self._lm is not None:
+                for stage, path in stages.items():
+                    self._lm.load_adapter(_adapter_name(path, stage), path)
+        return stages
+
+    def teacher(self, name: str, url: str = "", model: str = "") -> Teacher:
+        """The teacher for a typed question: the local stand-in, or an endpoint."""
+        if name == "endpoint":
+            endpoint = self.settings.endpoint
+            if url:
+                endpoint = TeacherEndpoint(
+                    base_url=url,
+                    model=model or (endpoint.model if endpoint else "gpt-4o-mini"),
+                    api_key=endpoint.api_key if endpoint else None,
+                )
+            if endpoint is None:
+                from scicot_core.errors import ConfigError
+
+                raise ConfigError("no teacher endpoint: enter its base URL and model, or set SCICOT_TEACHER_URL.")
+            return HttpTeacher(endpoint, ResponseCache(self.settings.cache_dir / "teacher-responses"))
+        return LocalTeacher(self.lm(), STAND_IN_NOTE)
+
+    def stored_rationale(self, question_id: str) -> tuple[str, str] | None:
+        """(text, source) of a stored teacher rationale: the sample set's or an imported one."""
+        reference = StoredTeacher.samples()
+        if reference.has(question_id):
+            return reference.by_id[question_id][0], "hand-written reference rationale (SciCoT sample set)"
+        rows = [r for r in self.store.rationales_for(question_id) if r["source"] in ("teacher", "human")]
+        return (rows[-1]["text"], f"stored {rows[-1]['source']} rationale ({rows[-1]['model_id']})") if rows else None
+
+
+class SetStudent(Student):
+    """A Student whose stage names map to adapter names of one set (several sets share the model)."""
+
+    def __init__(self, lm: LanguageModel, names: dict[str, str], max_tokens: int):
+        super().__init__(lm, max_rationale_tokens=max_tokens)
+        self.names = names
+
+    def has(self, stage: str) -> bool:
+        return stage in self.names
+
+    def _adapter(self, stage: str) -> str | None:
+        return self.names.get(stage)
+
+    @property
+    def model_id(self) -> str:
+        return self.lm.model_id + (f" + LoRA[{', '.join(sorted(self.names))}]" if self.names else "")
+
+
+def _adapter_name(path: Path, stage: str) -> str:
+    return f"{stage}@{Path(path).resolve()}"
+
+
+def build_deps(settings: Settings) -> Deps:
+    """The real dependencies for `app.py`."""
+    from scicot_core.models import load_model
+
+    store = Store(settings.db_path, reviewer_secret=settings.reviewer_secret)
+    deps = Deps(settings, store, lambda: load_model(settings.student, settings.cache_dir, settings.offline, settings.threads))
+    shipped = default_adapters(settings.adapters, settings.student)
+    if shipped:
+        deps.adapter_sets[DEFAULT_SET] = shipped
+    deps.adapter_sets[BASE_SET] = {}
+    runs = settings.cache_dir / "retrained"
+    for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
+        deps.add_adapter_set(f"retrained {folder.name}", folder)
+    return deps
+
+
+__all__ = ["Deps", "build_deps", "STAGES", "DEFAULT_SET", "BASE_SET"]

@@ -1,0 +1,189 @@
+"""Plain handler functions behind the Ask and Rate tabs; `ui.py` only wires them. Each takes
+`deps` first and raises domain errors, which the wiring turns into `gr.Error`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+
+from annotations.criteria import CRITERIA, MAX_RATIONALE_CHARS
+from scicot_core import formats
+from scicot_core.errors import DataError
+from scicot_core.questions import MAX_CHOICES, Choice, Question, Rationale
+
+from .deps import Deps
+from .render import probabilities_rows, question_md, rationale_md, safe
+
+LABELS = "ABCDEFGHI"
+MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
+
+
+# -- Ask ---------------------------------------------------------------------------------------
+def sample_choices(deps: Deps) -> list[tuple[str, str]]:
+    return [(f"{q.id}: {q.stem[:70]}", q.id) for q, _ in deps.samples]
+
+
+def parse_question(deps: Deps, mode: str, sample_id: str | None, stem: str, choices_text: str, answer_key: str | None) -> Question:
+    """The question to ask: a sample, or a typed one with 2 to 9 choices (one per line)."""
+    if mode == "sample":
+        for q, _ in deps.samples:
+            if q.id == sample_id:
+                return q
+        raise DataError("pick a sample question from the list.")
+    stem = (stem or "").strip()
+    choices = [c.strip() for c in (choices_text or "").splitlines() if c.strip()]
+    if not stem:
+        raise DataError("type a question.")
+    if len(stem) > MAX_STEM_CHARS or any(len(c) > MAX_CHOICE_CHARS for c in choices):
+        raise DataError(f"keep the question under {MAX_STEM_CHARS} characters and each choice under {MAX_CHOICE_CHARS}.")
+    if not 2 <= len(choices) <= MAX_CHOICES:
+        raise DataError(f"give 2 to {MAX_CHOICES} choices, one per line (you gave {len(choices)}).")
+    key = (answer_key or "").strip().upper() or None
+    question_id = "typed-" + hashlib.sha256(json.dumps([stem, choices]).encode()).hexdigest()[:12]
+    return Question(question_id, stem, tuple(Choice(LABELS[i], c) for i, c in enumerate(choices)), key, "typed")
+
+
+def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int = 64) -> Iterator[tuple]:
+    """Teacher | student | answer, streamed. Yields (teacher_md, student_md, answer_md,
+    probability rows, baselines_md, info_md, result)."""
+    result = {"question": question.to_ai2() | {"source": question.source}, "teacher": None, "student": None, "answer": None}
+    teacher_md = student_md = answer_md = baselines_md = ""
+    timings = {}
+    start = time.perf_counter()
+    stored = deps.stored_rationale(question.id)
+    if stored:
+        text, source = stored
+        result["teacher"] = {"text": text, "model_id": source, "note": "stored", "duration_ms": 0}
+        teacher_md = rationale_md(text, source)
+    else:
+        t = deps.teacher(teacher, url, model)
+        mode = "rationalize" if question.answer_key else "cot"
+        yield (rationale_md("", f"asking {t.model_id}…"), "", "", [], "", "", result)
+        [r] = t.rationales([question], mode)
+        result["teacher"] = {"text": r.text, "model_id": r.model_id, "note": r.note, "duration_ms": r.duration_ms}
+        teacher_md = rationale_md(r.text, r.model_id, r.note, r.duration_ms)
+    timings["teacher_ms"] = int((time.perf_counter() - start) * 1000)
+    student = deps.student(adapter_set, max_tokens)
+    start, text = time.perf_counter(), ""
+    for text in student.stream_rationale(question):
+        yield (teacher_md, rationale_md(text + " ▌", student.model_id), "", [], "", "", result)
+    timings["stage1_ms"] = int((time.perf_counter() - start) * 1000)
+    result["student"] = {"text": text, "model_id": student.model_id, "duration_ms": timings["stage1_ms"]}
+    student_md = rationale_md(text, student.model_id, "stage 1", timings["stage1_ms"])
+    start = time.perf_counter()
+    [answer] = student.answers([question], [text])
+    timings["stage2_ms"] = int((time.perf_counter() - start) * 1000)
+    result["answer"] = {"label": answer.label, "probabilities": answer.probabilities}
+    answer_md = _answer_md(question, answer)
+    baselines_md = _baselines(student, question)
+    info = " · ".join(f"{k[:-3]} {v} ms" for k, v in timings.items())
+    yield (teacher_md, student_md, answer_md, probabilities_rows(answer.probabilities, question), baselines_md, info, result)
+
+
+def _answer_md(question: Question, answer) -> str:
+    verdict = {True: " — **correct**", False: f" — **wrong** (key: {safe(question.answer_key)})", None: ""}[answer.is_correct(question)]
+    return f"### ({safe(answer.label)}) {safe(answer.text)}\n\n{answer.probabilities[answer.label]:.0%} probability{verdict}"
+
+
+def _baselines(student, question: Question) -> str:
+    lines = []
+    if student.has("answer-only"):
+        [a] = student.answer_only([question])
+        lines.append(f"- **answer-only**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
+    if student.has("single-stage"):
+        [r] = student.rationales([question], stage="single-stage")
+        [a] = student.single_stage([question], [r.text])
+        lines.append(f"- **single-stage**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
+    return "\n".join(lines) or "*No baseline adapters in this set.*"
+
+
+def send_to_queue(deps: Deps, result: dict | None) -> str:
+    """Store the question and both rationales, with provenance, for rating."""
+    if not result or not result.get("student"):
+        raise DataError("ask a question first; then send its result to the rating queue.")
+    q = Question.from_ai2(result["question"], result["question"].get("source", "typed"))
+    deps.store.add_questions([q])
+    rationales = []
+    if result.get("teacher"):
+        t = result["teacher"]
+        rationales.append(Rationale(q.id, t["text"], "teacher", t["model_id"], t["duration_ms"], t["note"]))
+    s = result["student"]
+    rationales.append(Rationale(q.id, s["text"] or "(empty)", "student", s["model_id"], s["duration_ms"], "two-stage student, stage 1"))
+    ids = deps.store.add_rationales(rationales)
+    return f"Queued {len(ids)} rationale(s) for rating: question {q.id}."
+
+
+# -- Rate ---------------------------------------------------------------------------------------
+def sign_in(deps: Deps, profile, typed: str) -> str:
+    """The rater: the Hugging Face user on a Space, else the typed name."""
+    name = getattr(profile, "username", None) or (typed or "").strip()
+    if not name:
+        raise DataError("type your name (or sign in with Hugging Face) to rate.")
+    return deps.store.add_rater(name)
+
+
+NOTHING_LEFT = "*Nothing left to rate: ask more questions or import a distillation set.*"
+
+
+def next_item(deps: Deps, rater: str) -> tuple:
+    """(question_md, rationale_md, other_md, progress_md, rationale_id, scores..., preference, comment, edit_text)."""
+    if not rater:
+        raise DataError("sign in first.")
+    item = deps.store.next_item(rater)
+    progress = deps.store.progress(rater)
+    progress_md = (
+        f"**{progress['rater_done']}** done · **{progress['rater_remaining']}** to go · {progress['submitted_ratings']} ratings by everyone"
+    )
+    if item is None:
+        return (NOTHING_LEFT, "", "", progress_md, "", *(None for _ in CRITERIA), None, "", "")
+    r = item.rationale
+    draft = json.loads(item.draft["scores_json"]) if item.draft else {}
+    others = (
+        "\n\n---\n\n".join(f"**{safe(s['source'])}** ({safe(s['model_id'])}):\n\n{safe(s['text'])}" for s in item.siblings)
+        or "*No other rationale for this question.*"
+    )
+    scores = tuple(draft.get(c.name) for c in CRITERIA)
+    return (
+        question_md(item.question),
+        rationale_md(r["text"], f"{r['source']} · {r['model_id']}"),
+        others,
+        progress_md,
+        r["id"],
+        *scores,
+        item.draft["preference"] if item.draft else None,
+        item.draft["comment"] if item.draft else "",
+        r["text"],
+    )
+
+
+def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
+    """values: one score per criterion, then preference, then comment."""
+    *scores, preference, comment = values
+    if not rationale_id:
+        raise DataError("load a rationale first.")
+    missing = [c.name for c, v in zip(CRITERIA, scores) if v in (None, "")]
+    if missing:
+        raise DataError(f"score every criterion before submitting (missing: {', '.join(missing)}).")
+    deps.store.upsert_rating(rationale_id, rater, {c.name: v for c, v in zip(CRITERIA, scores)}, preference or None, comment or "")
+    return f"Saved your rating of {rationale_id}."
+
+
+def skip_item(deps: Deps, rater: str, rationale_id: str) -> str:
+    if not rationale_id:
+        raise DataError("load a rationale first.")
+    deps.store.skip(rationale_id, rater)
+    return f"Skipped {rationale_id}."
+
+
+def save_edit(deps: Deps, rater: str, rationale_id: str, text: str) -> str:
+    """Save an edited rationale as a human edit linked to its source (it joins the queue)."""
+    if not rationale_id:
+        raise DataError("load a rationale first.")
+    if text and len(text) > MAX_RATIONALE_CHARS:
+        raise DataError(f"the edit is {len(text):,} characters; keep it under {MAX_RATIONALE_CHARS:,}.")
+    if formats.clean_rationale(text or "") == formats.clean_rationale(deps.store.rationale(rationale_id)["text"]):
+        raise DataError("the text is unchanged; edit it before saving.")
+    new_id = deps.store.edit_rationale(rationale_id, text, rater)
+    return f"Saved your edit as {new_id} (linked to {rationale_id})."

@@ -1,0 +1,71 @@
+"""The app's API through gradio_client against a real server on 127.0.0.1."""
+
+import pytest
+from gradio_client import Client
+
+from scicot_core.questions import Rationale, sample_items
+
+
+@pytest.fixture
+def client(app_server):
+    return Client(app_server[0], verbose=False)
+
+
+def test_every_event_has_a_named_endpoint(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    wanted = {
+        "/ask",
+        "/send_to_queue",
+        "/sign_in",
+        "/next_item",
+        "/submit_rating",
+        "/skip",
+        "/save_edit",
+        "/reviewer_sign_in",
+        "/candidates",
+        "/show_candidate",
+        "/decide",
+        "/export",
+        "/append_accepted",
+        "/retrain",
+        "/stats",
+        "/student_accuracy",
+        "/toggle_typed",
+    }
+    assert wanted <= names
+
+
+def test_ask_send_sign_in_rate_over_the_api(client, app_server):
+    deps = app_server[1]
+    out = client.predict("sample", "sample-biology-01", "", "", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask")
+    assert "reference rationale" in out[0] and out[2].startswith("### (")
+    assert client.predict(api_name="/send_to_queue").startswith("Queued 2")
+    item = client.predict("bob", api_name="/sign_in")
+    assert item[0] == "Rating as **bob**." and "to go" in item[4]
+    status, *_ = client.predict(4, 4, 3, "student", "fine", api_name="/submit_rating")
+    assert status.startswith("Saved your rating")
+    [rating] = deps.store.ratings()
+    assert (rating["rater"], rating["scores"], rating["preference"], rating["comment"]) == (
+        "bob",
+        {"correctness": 4, "clarity": 4, "supports_answer": 3},
+        "student",
+        "fine",
+    )
+
+
+def test_errors_come_back_as_messages_and_store_nothing(client, app_server):
+    deps = app_server[1]
+    with pytest.raises(Exception, match="give 2 to 9 choices"):
+        client.predict("typed", None, "Why?", "only one", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask")
+    q = sample_items()[0][0]
+    deps.store.add_questions([q])
+    deps.store.add_rationale(Rationale(q.id, "Some text.", "teacher", "m"))
+    client.predict("ann", api_name="/sign_in")
+    before = deps.store.counts()
+    with pytest.raises(Exception, match="HTML"):
+        client.predict(5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")
+    with pytest.raises(Exception, match="score every criterion"):
+        client.predict(5, None, 5, "tie", "", api_name="/submit_rating")
+    with pytest.raises(Exception, match="sign in as a reviewer"):
+        client.predict("jsonl", True, 0, 0, api_name="/export")
+    assert deps.store.counts() == before

@@ -1,0 +1,132 @@
+"""The app in a real browser (Debian's Chromium through Playwright): ask -> rate with the
+keyboard -> edit -> curate -> export download -> stats, with screenshots saved as artifacts,
+and stored HTML staying inert."""
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def page(app_server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.on("dialog", lambda d: (_ for _ in ()).throw(AssertionError(f"a dialog opened: {d.message}")))
+        page.goto(app_server[0])
+        page.wait_for_selector("#ask-go", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def tab(page, name):
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def test_the_whole_flow(page, app_server):
+    deps = app_server[1]
+    page.click("#ask-go")
+    page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
+    assert "hand-written reference rationale" in page.inner_text("#teacher-md")
+    page.wait_for_timeout(1500)  # the probability chart draws after the data arrives
+    shot(page, "1-ask")
+    page.click("#ask-send")
+    page.wait_for_function("document.querySelector('#ask-sent').innerText.includes('Queued 2')")
+
+    tab(page, "Rate")
+    page.fill("#rater-name textarea, #rater-name input", "ann")
+    page.click("#rater-sign-in")
+    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('to go')")
+    page.click("#shortcuts-help")  # focus off the text box, as a rater would
+    for key in ("5", "4", "5", "t", "Enter"):
+        page.keyboard.press(key)
+        page.wait_for_timeout(250)
+    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your rating')", timeout=30_000)
+    [rating] = deps.store.ratings()
+    assert (rating["scores"], rating["preference"], rating["rater"]) == (
+        {"correctness": 5, "clarity": 4, "supports_answer": 5},
+        "teacher",
+        "ann",
+    )
+    shot(page, "2-rate")
+
+    page.get_by_text("Edit this rationale").click()
+    page.fill("#rate-edit textarea", "Friction balances the push at constant speed. Thus, the answer is (C).")
+    page.click("#rate-save-edit")
+    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your edit')")
+
+    tab(page, "Curate & export")
+    page.fill("#reviewer-name input, #reviewer-name textarea", "rev")
+    page.fill("#reviewer-secret input", "sesame")
+    page.click("#reviewer-sign-in")
+    page.wait_for_function("document.querySelector('#reviewer-status').innerText.includes('is a reviewer')")
+    page.click("#curate-refresh")
+    page.wait_for_function("document.querySelector('#curate-table').innerText.includes('human')", timeout=30_000)
+    page.fill("#curate-selected input, #curate-selected textarea", rating["rationale_id"])
+    page.press("#curate-selected input, #curate-selected textarea", "Enter")
+    page.wait_for_function("document.querySelector('#curate-preview').innerText.length > 20")
+    page.click("#curate-apply")
+    page.wait_for_function("document.querySelector('#curate-done').innerText.includes('accept recorded')")
+    page.click("#curate-export")
+    link = page.wait_for_selector("#curate-download a", timeout=30_000)
+    with page.expect_download() as download:
+        link.click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["rationale_id"] == rating["rationale_id"]
+    shot(page, "3-curate")
+
+    tab(page, "Statistics")
+    page.click("#stats-refresh")
+    page.wait_for_function("document.querySelector('#stats-agreement').innerText.includes('1 submitted ratings')", timeout=30_000)
+    page.wait_for_timeout(1500)
+    shot(page, "4-stats")
+
+
+def test_stored_html_stays_inert(page, app_server):
+    deps = app_server[1]
+    from scicot_core.questions import Rationale, sample_items
+
+    q = sample_items()[3][0]
+    deps.store.add_questions([q])
+    rid = deps.store.add_rationale(Rationale(q.id, "Safe text for now.", "teacher", "m"))
+    # Write paths refuse active HTML, so put it in the file directly, as another tool might.
+    attack = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> **bold** $E=mc^2$'
+    with sqlite3.connect(deps.store.path) as conn:
+        conn.execute("update rationales set text = ? where id = ?", (attack, rid))
+    tab(page, "Rate")
+    page.fill("#rater-name textarea, #rater-name input", "eve")
+    page.click("#rater-sign-in")
+    page.wait_for_function("document.querySelector('#rate-rationale').innerText.includes('onerror')", timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#rate-rationale img").count() == 0 and page.locator("#rate-rationale script").count() == 0
+    assert page.locator("#rate-rationale strong").inner_text() == "bold"
+    shot(page, "5-inert-html")

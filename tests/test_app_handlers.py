@@ -1,0 +1,102 @@
+"""The app's handlers called directly, on a tiny model and a real store."""
+
+import pytest
+
+from demo import handlers as h
+from demo import handlers_review as hr
+from demo.deps import BASE_SET
+from scicot_core.errors import DataError, PermissionDenied
+
+
+def _ask(deps, **kw):
+    q = h.parse_question(
+        deps, kw.get("mode", "sample"), kw.get("sid", "sample-physics-01"), kw.get("stem", ""), kw.get("choices", ""), kw.get("key", "")
+    )
+    return list(h.ask(deps, q, "stand-in", "", "", BASE_SET, max_tokens=4))
+
+
+def test_ask_a_sample_streams_then_answers(app_deps):
+    steps = _ask(app_deps)
+    teacher_md, student_md, answer_md, rows, baselines, info, result = steps[-1]
+    assert "hand-written reference rationale" in teacher_md and answer_md.startswith("### (")
+    assert len(rows) == 4 and abs(sum(p for _, p in rows) - 1) < 1e-3
+    assert result["answer"]["label"] in "ABCD" and "stage1" in info and "No baseline adapters" in baselines
+    assert len(steps) >= 2  # the student's rationale arrived in pieces
+
+
+def test_typed_question_uses_the_labelled_stand_in(app_deps):
+    *_, result = _ask(app_deps, mode="typed", stem="What melts ice?", choices="heat\ncold\n", key="a")[-1]
+    assert result["teacher"]["note"].startswith("small stand-in teacher") and result["question"]["answerKey"] == "A"
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"mode": "typed", "stem": "", "choices": "a\nb"}, "type a question"),
+        ({"mode": "typed", "stem": "Why?", "choices": "only one"}, "2 to 9 choices"),
+        ({"mode": "typed", "stem": "Why?", "choices": "\n".join("abcdefghij")}, "2 to 9 choices"),
+        ({"mode": "typed", "stem": "x" * 5000, "choices": "a\nb"}, "under 2000"),
+        ({"mode": "typed", "stem": "Why?", "choices": "a\nb", "key": "Z"}, "answer key 'Z'"),
+        ({"mode": "sample", "sid": "nope"}, "pick a sample"),
+    ],
+)
+def test_bad_questions_store_nothing(app_deps, kw, message):
+    before = app_deps.store.counts()
+    with pytest.raises(DataError, match=message):
+        _ask(app_deps, **kw)
+    assert app_deps.store.counts() == before
+
+
+def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
+    *_, result = _ask(app_deps)[-1]
+    assert h.send_to_queue(app_deps, result).startswith("Queued 2 rationale(s)")
+    with pytest.raises(DataError, match="ask a question first"):
+        h.send_to_queue(app_deps, None)
+    who = h.sign_in(app_deps, None, " ann ")
+    item = h.next_item(app_deps, who)
+    rid = item[4]
+    assert "0** done" in item[3] and rid.startswith("r-")
+    with pytest.raises(DataError, match="score every criterion"):
+        h.submit_rating(app_deps, who, rid, 5, None, 4, "teacher", "")
+    assert app_deps.store.counts()["ratings"] == 0
+    h.submit_rating(app_deps, who, rid, 5, 4, 5, "teacher", "clear")
+    with pytest.raises(DataError, match="unchanged"):
+        h.save_edit(app_deps, who, rid, item[-1])
+    with pytest.raises(DataError, match="HTML"):
+        h.save_edit(app_deps, who, rid, "<script>alert(1)</script>")
+    assert "Saved your edit" in h.save_edit(app_deps, who, rid, "A better rationale. Thus, the answer is (C).")
+    with pytest.raises(PermissionDenied):
+        hr.candidates(app_deps, who, 0, 0, 4)
+    with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
+        hr.become_reviewer(app_deps, "rev", "guess")
+    hr.become_reviewer(app_deps, "rev", "sesame")
+    rows = hr.candidates(app_deps, "rev", 0, 0, 4)
+    assert {r[2] for r in rows} == {"teacher", "student", "human"}
+    rated = next(r for r in rows if r[0] == rid)
+    assert rated[4:7] == [1, 4.67, 0.0]
+    assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "")
+    path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
+    assert path.endswith(".jsonl") and open(path).read().count("\n") == 1
+    assert "Added 1 accepted" in hr.append_accepted(app_deps, "rev")
+    assert "Added 0 accepted" in hr.append_accepted(app_deps, "rev")
+    assert hr.retrain_status(app_deps) == "No retraining run yet."
+    distribution, preference, summary = hr.stats(app_deps)
+    assert "1 submitted ratings from 1 raters" in summary
+
+
+def test_reviewer_actions_refused_without_the_role(app_deps):
+    app_deps.store.add_rater("ann")
+    for call in (
+        lambda: hr.export_file(app_deps, "ann", "jsonl", True, 0, 0),
+        lambda: hr.append_accepted(app_deps, "ann"),
+        lambda: hr.start_retrain(app_deps, "ann", 5),
+        lambda: hr.decide(app_deps, "", "r-x", "accept", "", ""),
+    ):
+        with pytest.raises(PermissionDenied):
+            call()
+    assert not app_deps.settings.distill_path.exists()
+
+
+def test_student_accuracy_on_the_sample_set(app_deps):
+    fig, text = hr.student_accuracy(app_deps, BASE_SET, 4)
+    assert "zero-shot" in text and "two-stage" in text and "4 SciCoT sample set questions" in text
