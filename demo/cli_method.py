@@ -24,6 +24,25 @@ data_dir_option = click.option(
 )
 
 
+def question_options(fn):
+    """--dataset/--split or --questions, --limit and --data-dir: which questions a command reads."""
+    options = [
+        click.option("--dataset", type=click.Choice(sorted(DATASETS))),
+        click.option("--split", type=click.Choice(list(HUB_SPLITS))),
+        click.option(
+            "--questions",
+            "questions_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Any AI2-layout question file (2 to 9 choices) instead.",
+        ),
+        click.option("--limit", type=int, help="Only the first N questions."),
+        data_dir_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _questions(dataset, split, data_dir, questions_file, settings: Settings, limit):
     if questions_file:
         qs = load_jsonl(questions_file)
@@ -35,14 +54,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(sorted(DATASETS)))
-@click.option("--split", type=click.Choice(list(HUB_SPLITS)))
-@click.option(
-    "--questions",
-    "questions_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Any AI2-layout question file instead.",
-)
+@question_options
 @click.option("--teacher", default=None, help="Teacher name: http, stand-in, stored, sample [default: SCICOT_TEACHER].")
 @click.option(
     "--mode",
@@ -57,8 +69,6 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
     required=True,
     help="Distillation-set JSONL to write (appended; ids already there are skipped).",
 )
-@click.option("--limit", type=int, help="Only the first N questions.")
-@data_dir_option
 def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     """Write teacher rationales for a split as a distillation set (resumable)."""
     from scicot_core.models import load_model
@@ -132,15 +142,7 @@ def _override(config: TrainConfig, item: str) -> None:
 
 
 @click.command(name="eval")
-@click.option("--dataset", type=click.Choice(sorted(DATASETS)))
-@click.option("--split", type=click.Choice(list(HUB_SPLITS)))
-@click.option(
-    "--questions",
-    "questions_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Any AI2-layout question file (2 to 9 choices) instead.",
-)
-@click.option("--limit", type=int, help="Only the first N questions.")
+@question_options
 @click.option(
     "--adapters",
     type=click.Path(file_okay=False, path_type=Path),
@@ -160,7 +162,6 @@ def _override(config: TrainConfig, item: str) -> None:
     help="Also store each student rationale in this annotation store, beside the teacher's.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@data_dir_option
 def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size, out_dir, db_path, as_json, data_dir):
     """Accuracy of zero-shot, answer-only, single-stage and two-stage on the same questions."""
     from scicot_core.models import load_model

@@ -100,3 +100,35 @@ def test_reviewer_actions_refused_without_the_role(app_deps):
 def test_student_accuracy_on_the_sample_set(app_deps):
     fig, text = hr.student_accuracy(app_deps, BASE_SET, 4)
     assert "zero-shot" in text and "two-stage" in text and "4 SciCoT sample set questions" in text
+
+
+def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
+    import time
+
+    from scicot_core.questions import sample_items
+
+    app_deps.store.add_rater("rev")
+    app_deps.store.grant_reviewer("rev", "sesame")
+    with pytest.raises(DataError, match="distillation set is empty"):
+        hr.start_retrain(app_deps, "rev", 2)
+    items = sample_items()[:6]
+    app_deps.store.add_questions([q for q, _ in items])
+    from scicot_core.questions import Rationale
+
+    for rid in app_deps.store.add_rationales([Rationale(q.id, t, "teacher", "ref") for q, t in items]):
+        app_deps.store.curate(rid, "accept", "rev")
+    assert "Added 6 accepted" in hr.append_accepted(app_deps, "rev")
+    assert hr.start_retrain(app_deps, "rev", 2).startswith("Retraining started (2 steps per stage)")
+    with pytest.raises(DataError, match="already going"):
+        hr.start_retrain(app_deps, "rev", 2)
+    deadline = time.time() + 120
+    while app_deps.retrain["state"] == "running" and time.time() < deadline:
+        assert "step" in hr.retrain_status(app_deps)
+        time.sleep(0.2)
+    assert app_deps.retrain["state"] == "done", app_deps.retrain
+    name = f"retrained {app_deps.retrain['name']}"
+    assert set(app_deps.adapter_sets[name]) == {"rationale", "answer"} and name in hr.retrain_status(app_deps)
+    student = app_deps.student(name, max_tokens=4)
+    assert student.has("rationale") and student.has("answer") and "LoRA[answer, rationale]" in student.model_id
+    *_, result = list(h.ask(app_deps, items[0][0], "stand-in", "", "", name, max_tokens=4))[-1]
+    assert result["student"]["model_id"].endswith("LoRA[answer, rationale]")
