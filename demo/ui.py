@@ -91,17 +91,24 @@ def build_demo(deps: Deps) -> gr.Blocks:
         )
         rater, result, rationale_id, reviewer = gr.State(""), gr.State(None), gr.State(""), gr.State("")
         with gr.Tab("Ask", id="ask"):
-            ask_tab(deps, result)
+            ask_set = ask_tab(deps, result)
         with gr.Tab("Rate", id="rate"):
             rate_tab(deps, rater, rationale_id)
         with gr.Tab("Curate & export", id="curate"):
-            curate_tab(deps, reviewer)
+            timer, retrain_md = curate_tab(deps, reviewer)
         with gr.Tab("Statistics", id="stats"):
-            stats_tab(deps)
+            stats_set = stats_tab(deps)
+
+        def poll():
+            # Retrained adapters join the student lists as soon as their run finishes.
+            sets = list(deps.adapter_sets)
+            return hr.retrain_status(deps), gr.Dropdown(choices=sets), gr.Dropdown(choices=sets)
+
+        timer.tick(poll, None, [retrain_md, ask_set, stats_set], api_name=False, queue=False)
     return demo
 
 
-def ask_tab(deps: Deps, result: gr.State) -> None:
+def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
     samples = h.sample_choices(deps)
     with gr.Row():
         mode = gr.Radio([("Sample question", "sample"), ("Type my own", "typed")], value="sample", label="Question", scale=1)
@@ -123,7 +130,7 @@ def ask_tab(deps: Deps, result: gr.State) -> None:
         )
         model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
         sets = list(deps.adapter_sets)
-        adapter_set = gr.Dropdown(sets, value=sets[0] if sets else None, label="Student", allow_custom_value=False)
+        adapter_set = gr.Dropdown(sets, value=sets[0] if sets else None, label="Student", allow_custom_value=False, elem_id="ask-set")
     go = gr.Button("Ask teacher and student", variant="primary", elem_id="ask-go")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -164,6 +171,7 @@ def ask_tab(deps: Deps, result: gr.State) -> None:
         api_name="ask",
     )
     send.click(friendly(functools.partial(h.send_to_queue, deps)), result, sent, api_name="send_to_queue", concurrency_limit=None)
+    return adapter_set
 
 
 def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
@@ -231,7 +239,7 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
     )
 
 
-def curate_tab(deps: Deps, reviewer: gr.State) -> None:
+def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     gr.Markdown("Reviewers only: accept, reject or edit rationales, export the curated set, and retrain the student on it.")
     with gr.Row():
         name = gr.Textbox(label="Reviewer name", max_lines=1, elem_id="reviewer-name")
@@ -243,7 +251,14 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> None:
         min_raters = gr.Number(value=0, precision=0, minimum=0, label="Minimum raters")
         max_spread = gr.Slider(0, 4, value=4, step=0.5, label="Maximum disagreement (range of raters' means)")
         refresh = gr.Button("Show rationales", elem_id="curate-refresh")
-    table = gr.Dataframe(headers=hr.CANDIDATE_HEADERS, interactive=False, max_height=320, wrap=True, elem_id="curate-table")
+    table = gr.Dataframe(
+        headers=hr.CANDIDATE_HEADERS,
+        interactive=False,
+        max_height=320,
+        wrap=True,
+        elem_id="curate-table",
+        column_widths=["17%", "35%", "8%", "16%", "6%", "6%", "6%", "6%"],
+    )
     selected = gr.Textbox(label="Selected rationale id", max_lines=1, elem_id="curate-selected")
     preview = md(elem_id="curate-preview")
     with gr.Row():
@@ -259,10 +274,10 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> None:
         download = gr.File(label="Download", elem_id="curate-download")
     with gr.Row():
         append = gr.Button("Append accepted to the distillation set", elem_id="curate-append")
-        steps = gr.Number(value=30, precision=0, minimum=1, maximum=2000, label="Retrain steps per stage")
+        steps = gr.Number(value=30, precision=0, minimum=1, maximum=2000, label="Retrain steps per stage", elem_id="curate-steps")
         retrain = gr.Button("Retrain the student in the background", elem_id="curate-retrain")
     retrain_md = gr.Markdown(elem_id="retrain-status")
-    timer = gr.Timer(3.0)
+    timer = gr.Timer(5.0)
 
     def sign_in(n, s):
         message = hr.become_reviewer(deps, n, s)
@@ -301,10 +316,10 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> None:
     )
     append.click(friendly(functools.partial(hr.append_accepted, deps)), reviewer, done, api_name="append_accepted", concurrency_limit=None)
     retrain.click(friendly(functools.partial(hr.start_retrain, deps)), [reviewer, steps], retrain_md, api_name="retrain")
-    timer.tick(functools.partial(hr.retrain_status, deps), None, retrain_md, api_name=False)
+    return timer, retrain_md
 
 
-def stats_tab(deps: Deps) -> None:
+def stats_tab(deps: Deps) -> gr.Dropdown:
     refresh = gr.Button("Refresh statistics", elem_id="stats-refresh")
     agreement = md(elem_id="stats-agreement")
     distribution = gr.Plot(label="Ratings per criterion, by rationale source")
@@ -320,6 +335,7 @@ def stats_tab(deps: Deps) -> None:
     run.click(
         friendly(functools.partial(hr.student_accuracy, deps)), [adapter_set, n], [accuracy, accuracy_md], api_name="student_accuracy"
     )
+    return adapter_set
 
 
 def launch_options() -> dict:

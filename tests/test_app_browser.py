@@ -101,7 +101,18 @@ def test_the_whole_flow(page, app_server):
         link.click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["rationale_id"] == rating["rationale_id"]
+
+    page.click("#curate-append")
+    page.wait_for_function("document.querySelector('#curate-done').innerText.includes('Added 1 accepted')")
+    page.fill("#curate-steps input", "2")
+    page.click("#curate-retrain")
+    page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('Retrain')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('choose')", timeout=180_000)
     shot(page, "3-curate")
+    tab(page, "Ask")
+    page.click("#ask-set input")
+    assert page.get_by_role("option", name=f"retrained {deps.retrain['name']}").count() == 1
+    page.keyboard.press("Escape")
 
     tab(page, "Statistics")
     page.click("#stats-refresh")
