@@ -14,7 +14,7 @@ from scicot_core.errors import DataError
 from scicot_core.questions import MAX_CHOICES, Choice, Question, Rationale
 
 from .deps import Deps
-from .render import probabilities_rows, question_md, rationale_md, safe
+from .render import probabilities_label, question_md, rationale_md, safe
 
 LABELS = "ABCDEFGHI"
 MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
@@ -47,7 +47,7 @@ def parse_question(deps: Deps, mode: str, sample_id: str | None, stem: str, choi
 
 def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int = 64) -> Iterator[tuple]:
     """Teacher | student | answer, streamed. Yields (teacher_md, student_md, answer_md,
-    probability rows, baselines_md, info_md, result)."""
+    {choice: probability}, baselines_md, info_md, result)."""
     result = {"question": question.to_ai2() | {"source": question.source}, "teacher": None, "student": None, "answer": None}
     teacher_md = student_md = answer_md = baselines_md = ""
     timings = {}
@@ -60,7 +60,7 @@ def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adap
     else:
         t = deps.teacher(teacher, url, model)
         mode = "rationalize" if question.answer_key else "cot"
-        yield (rationale_md("", f"asking {t.model_id}…"), "", "", [], "", "", result)
+        yield (rationale_md("", f"asking {t.model_id}…"), "", "", {}, "", "", result)
         [r] = t.rationales([question], mode)
         result["teacher"] = {"text": r.text, "model_id": r.model_id, "note": r.note, "duration_ms": r.duration_ms}
         teacher_md = rationale_md(r.text, r.model_id, r.note, r.duration_ms)
@@ -68,7 +68,7 @@ def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adap
     student = deps.student(adapter_set, max_tokens)
     start, text = time.perf_counter(), ""
     for text in student.stream_rationale(question):
-        yield (teacher_md, rationale_md(text + " ▌", student.model_id), "", [], "", "", result)
+        yield (teacher_md, rationale_md(text + " ▌", student.model_id), "", {}, "", "", result)
     timings["stage1_ms"] = int((time.perf_counter() - start) * 1000)
     result["student"] = {"text": text, "model_id": student.model_id, "duration_ms": timings["stage1_ms"]}
     student_md = rationale_md(text, student.model_id, "stage 1", timings["stage1_ms"])
@@ -79,7 +79,7 @@ def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adap
     answer_md = _answer_md(question, answer)
     baselines_md = _baselines(student, question)
     info = " · ".join(f"{k[:-3]} {v} ms" for k, v in timings.items())
-    yield (teacher_md, student_md, answer_md, probabilities_rows(answer.probabilities, question), baselines_md, info, result)
+    yield (teacher_md, student_md, answer_md, probabilities_label(answer.probabilities, question), baselines_md, info, result)
 
 
 def _answer_md(question: Question, answer) -> str:

@@ -26,5 +26,6 @@ def rationale_md(text: str, source: str, note: str = "", ms: int | None = None) 
     return f"{safe(text) or '*(empty)*'}\n\n{meta}"
 
 
-def probabilities_rows(probabilities: dict[str, float], question: Question) -> list[list]:
-    return [[f"({label}) {question.choice(label).text}"[:60], round(p, 4)] for label, p in probabilities.items()]
+def probabilities_label(probabilities: dict[str, float], question: Question) -> dict[str, float]:
+    """Every choice's probability, keyed by its label and text, for a `gr.Label` chart."""
+    return {f"({label}) {question.choice(label).text}"[:60]: round(p, 4) for label, p in probabilities.items()}

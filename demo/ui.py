@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 
 import gradio as gr
-import pandas as pd
 
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from scicot_core.errors import ScicotError
@@ -142,14 +141,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         with gr.Column():
             gr.Markdown("### Answer (stage 2)")
             answer_md = md(elem_id="answer-md")
-            probs = gr.BarPlot(
-                pd.DataFrame({"choice": [], "probability": []}),
-                x="choice",
-                y="probability",
-                y_lim=[0, 1],
-                height=220,
-                label="Probability of each choice",
-            )
+            probs = gr.Label(num_top_classes=9, show_heading=False, label="Probability of each choice", elem_id="answer-probs")
     baselines = md(label="Baselines")
     info = gr.Markdown(elem_id="ask-info")
     with gr.Row():
@@ -161,8 +153,8 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
     @friendly_stream
     def run(m, sid, s, c, k, t, u, mo, aset):
         question = h.parse_question(deps, m, sid, s, c, k)
-        for teacher_text, student_text, answer_text, rows, base, inf, res in h.ask(deps, question, t, u, mo, aset):
-            yield teacher_text, student_text, answer_text, pd.DataFrame(rows, columns=["choice", "probability"]), base, inf, res
+        for teacher_text, student_text, answer_text, probs_by_choice, base, inf, res in h.ask(deps, question, t, u, mo, aset):
+            yield teacher_text, student_text, answer_text, probs_by_choice or None, base, inf, res
 
     go.click(
         run,

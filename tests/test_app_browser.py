@@ -56,6 +56,7 @@ def test_the_whole_flow(page, app_server):
     page.click("#ask-go")
     page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
     assert "hand-written reference rationale" in page.inner_text("#teacher-md")
+    assert all(f"({label})" in page.inner_text("#answer-probs") for label in "ABCD")
     page.wait_for_timeout(1500)  # the probability chart draws after the data arrives
     shot(page, "1-ask")
     page.click("#ask-send")

@@ -19,7 +19,7 @@ def test_ask_a_sample_streams_then_answers(app_deps):
     steps = _ask(app_deps)
     teacher_md, student_md, answer_md, rows, baselines, info, result = steps[-1]
     assert "hand-written reference rationale" in teacher_md and answer_md.startswith("### (")
-    assert len(rows) == 4 and abs(sum(p for _, p in rows) - 1) < 1e-3
+    assert len(rows) == 4 and abs(sum(rows.values()) - 1) < 1e-3 and all(k.startswith("(") for k in rows)
     assert result["answer"]["label"] in "ABCD" and "stage1" in info and "No baseline adapters" in baselines
     assert len(steps) >= 2  # the student's rationale arrived in pieces
 
