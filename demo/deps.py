@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotations.store import Store
+from scicot_core.errors import DataError
 from scicot_core.lm import LanguageModel
 from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
-from scicot_core.questions import Question, sample_items
+from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint
 from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
 
+SAMPLE_SOURCE = "SciCoT sample set"
+MAX_LISTED = 500  # questions offered per source in the picker
 DEFAULT_SET = "distilled (shipped)"
 BASE_SET = "base model (no adapters)"
 
@@ -30,6 +33,8 @@ class Deps:
     _lm: LanguageModel | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     retrain: dict = field(default_factory=dict)
+    _questions: dict = field(default_factory=dict)
+    _stored: StoredTeacher | None = None
 
     def lm(self) -> LanguageModel:
         """The one model of this process, loaded on first use."""
@@ -67,19 +72,47 @@ class Deps:
                     api_key=endpoint.api_key if endpoint else None,
                 )
             if endpoint is None:
-                from scicot_core.errors import ConfigError
-
-                raise ConfigError("no teacher endpoint: enter its base URL and model, or set SCICOT_TEACHER_URL.")
+                raise DataError("no teacher endpoint: enter its base URL and model, or set SCICOT_TEACHER_URL.")
             return HttpTeacher(endpoint, ResponseCache(self.settings.cache_dir / "teacher-responses"))
         return LocalTeacher(self.lm(), STAND_IN_NOTE)
 
+    def question_sources(self) -> list[str]:
+        """The sample set, then every `<dataset>/<split>` present in the data directory."""
+        found = []
+        if self.settings.data_dir:
+            for dataset in DATASETS:
+                found += [f"{dataset}/{split}" for split in HUB_SPLITS if split_path(self.settings.data_dir, dataset, split).exists()]
+        return [SAMPLE_SOURCE, *found]
+
+    def questions_in(self, source: str) -> list[Question]:
+        """The questions of a source (read once, then kept)."""
+        if source == SAMPLE_SOURCE:
+            return [q for q, _ in self.samples]
+        if source not in self.question_sources():
+            raise DataError(f"unknown question source {source!r}; pick one from the list.")
+        if source not in self._questions:
+            dataset, split = source.split("/")
+            self._questions[source] = load_split(dataset, split, self.settings.data_dir)
+        return self._questions[source]
+
     def stored_rationale(self, question_id: str) -> tuple[str, str] | None:
-        """(text, source) of a stored teacher rationale: the sample set's or an imported one."""
+        """(text, source) of a stored teacher rationale: the sample set's reference, one in the
+        data directory's rationale files, or one imported into the store."""
         reference = StoredTeacher.samples()
         if reference.has(question_id):
             return reference.by_id[question_id][0], "hand-written reference rationale (SciCoT sample set)"
+        stored = self._data_rationales()
+        if stored and stored.has(question_id):
+            text, model_id = stored.by_id[question_id]
+            return text, f"stored teacher rationale ({model_id}; {stored.note})"
         rows = [r for r in self.store.rationales_for(question_id) if r["source"] in ("teacher", "human")]
         return (rows[-1]["text"], f"stored {rows[-1]['source']} rationale ({rows[-1]['model_id']})") if rows else None
+
+    def _data_rationales(self) -> StoredTeacher | None:
+        folder = self.settings.data_dir / "rationales" if self.settings.data_dir else None
+        if self._stored is None and folder and folder.is_dir() and any(folder.glob("*.jsonl")):
+            self._stored = StoredTeacher.from_files(sorted(folder.glob("*.jsonl")))
+        return self._stored
 
 
 class SetStudent(Student):

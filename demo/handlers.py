@@ -13,7 +13,7 @@ from scicot_core import formats
 from scicot_core.errors import DataError
 from scicot_core.questions import MAX_CHOICES, Choice, Question, Rationale
 
-from .deps import Deps
+from .deps import MAX_LISTED, Deps
 from .render import probabilities_label, question_md, rationale_md, safe
 
 LABELS = "ABCDEFGHI"
@@ -21,17 +21,21 @@ MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
 
 
 # -- Ask ---------------------------------------------------------------------------------------
-def sample_choices(deps: Deps) -> list[tuple[str, str]]:
-    return [(f"{q.id}: {q.stem[:70]}", q.id) for q, _ in deps.samples]
+def question_choices(deps: Deps, source: str) -> list[tuple[str, str]]:
+    """(label, id) pairs for the question picker: the first questions of a source."""
+    return [(f"{q.id}: {q.stem[:70]}", q.id) for q in deps.questions_in(source)[:MAX_LISTED]]
 
 
-def parse_question(deps: Deps, mode: str, sample_id: str | None, stem: str, choices_text: str, answer_key: str | None) -> Question:
-    """The question to ask: a sample, or a typed one with 2 to 9 choices (one per line)."""
-    if mode == "sample":
-        for q, _ in deps.samples:
-            if q.id == sample_id:
+def parse_question(
+    deps: Deps, mode: str, source: str, question_id: str | None, stem: str, choices_text: str, answer_key: str | None
+) -> Question:
+    """The question to ask: one picked from the sample set or a data set, or a typed one with
+    2 to 9 choices (one per line)."""
+    if mode == "pick":
+        for q in deps.questions_in(source):
+            if q.id == question_id:
                 return q
-        raise DataError("pick a sample question from the list.")
+        raise DataError("pick a question from the list.")
     stem = (stem or "").strip()
     choices = [c.strip() for c in (choices_text or "").splitlines() if c.strip()]
     if not stem:

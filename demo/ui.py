@@ -108,10 +108,12 @@ def build_demo(deps: Deps) -> gr.Blocks:
 
 
 def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
-    samples = h.sample_choices(deps)
+    sources = deps.question_sources()
+    first = h.question_choices(deps, sources[0])
     with gr.Row():
-        mode = gr.Radio([("Sample question", "sample"), ("Type my own", "typed")], value="sample", label="Question", scale=1)
-        sample = gr.Dropdown(samples, value=samples[0][1] if samples else None, label="Sample", scale=3)
+        mode = gr.Radio([("Pick a question", "pick"), ("Type my own", "typed")], value="pick", label="Question", scale=1)
+        source = gr.Dropdown(sources, value=sources[0], label="From", scale=1, elem_id="ask-source")
+        sample = gr.Dropdown(first, value=first[0][1] if first else None, label="Question", scale=3, elem_id="ask-question")
     with gr.Group(visible=False) as typed:
         stem = gr.Textbox(label="Question", lines=2, max_length=h.MAX_STEM_CHARS, elem_id="ask-stem")
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
@@ -150,15 +152,21 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
 
     mode.change(lambda m: gr.Group(visible=m == "typed"), mode, typed, api_name="toggle_typed")
 
+    def pick_source(src):
+        listed = h.question_choices(deps, src)
+        return gr.Dropdown(choices=listed, value=listed[0][1] if listed else None)
+
+    source.change(friendly(pick_source), source, sample, api_name="question_list")
+
     @friendly_stream
-    def run(m, sid, s, c, k, t, u, mo, aset):
-        question = h.parse_question(deps, m, sid, s, c, k)
+    def run(m, src, sid, s, c, k, t, u, mo, aset):
+        question = h.parse_question(deps, m, src, sid, s, c, k)
         for teacher_text, student_text, answer_text, probs_by_choice, base, inf, res in h.ask(deps, question, t, u, mo, aset):
             yield teacher_text, student_text, answer_text, probs_by_choice or None, base, inf, res
 
     go.click(
         run,
-        [mode, sample, stem, choices, key, teacher, url, model, adapter_set],
+        [mode, source, sample, stem, choices, key, teacher, url, model, adapter_set],
         [teacher_md, student_md, answer_md, probs, baselines, info, result],
         api_name="ask",
     )

@@ -228,7 +228,11 @@ def app_deps(tmp_path, tiny_causal_dir):
     from scicot_core.settings import Settings
 
     settings = Settings(
-        cache_dir=tmp_path / "cache", db_path=tmp_path / "app.db", distill_path=tmp_path / "distill.jsonl", reviewer_secret="sesame", student=str(tiny_causal_dir)
+        cache_dir=tmp_path / "cache",
+        db_path=tmp_path / "app.db",
+        distill_path=tmp_path / "distill.jsonl",
+        reviewer_secret="sesame",
+        student=str(tiny_causal_dir),
     )
     deps = Deps(settings, Store(settings.db_path, reviewer_secret="sesame"), lambda: load_model(str(tiny_causal_dir), tmp_path))
     deps.adapter_sets[BASE_SET] = {}

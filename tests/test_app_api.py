@@ -37,7 +37,9 @@ def test_every_event_has_a_named_endpoint(client):
 
 def test_ask_send_sign_in_rate_over_the_api(client, app_server):
     deps = app_server[1]
-    out = client.predict("sample", "sample-biology-01", "", "", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask")
+    out = client.predict(
+        "pick", "SciCoT sample set", "sample-biology-01", "", "", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask"
+    )
     assert "reference rationale" in out[0] and out[2].startswith("### (")
     assert client.predict(api_name="/send_to_queue").startswith("Queued 2")
     item = client.predict("bob", api_name="/sign_in")
@@ -56,7 +58,9 @@ def test_ask_send_sign_in_rate_over_the_api(client, app_server):
 def test_errors_come_back_as_messages_and_store_nothing(client, app_server):
     deps = app_server[1]
     with pytest.raises(Exception, match="give 2 to 9 choices"):
-        client.predict("typed", None, "Why?", "only one", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask")
+        client.predict(
+            "typed", "SciCoT sample set", None, "Why?", "only one", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask"
+        )
     q = sample_items()[0][0]
     deps.store.add_questions([q])
     deps.store.add_rationale(Rationale(q.id, "Some text.", "teacher", "m"))

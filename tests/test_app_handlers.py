@@ -1,6 +1,7 @@
 """The app's handlers called directly, on a tiny model and a real store."""
 
 import pytest
+from conftest import SHARED_DATA, needs_shared
 
 from demo import handlers as h
 from demo import handlers_review as hr
@@ -9,8 +10,9 @@ from scicot_core.errors import DataError, PermissionDenied
 
 
 def _ask(deps, **kw):
+    source, mode = kw.get("source", "SciCoT sample set"), kw.get("mode", "pick")
     q = h.parse_question(
-        deps, kw.get("mode", "sample"), kw.get("sid", "sample-physics-01"), kw.get("stem", ""), kw.get("choices", ""), kw.get("key", "")
+        deps, mode, source, kw.get("sid", "sample-physics-01"), kw.get("stem", ""), kw.get("choices", ""), kw.get("key", "")
     )
     return list(h.ask(deps, q, "stand-in", "", "", BASE_SET, max_tokens=4))
 
@@ -22,6 +24,20 @@ def test_ask_a_sample_streams_then_answers(app_deps):
     assert len(rows) == 4 and abs(sum(rows.values()) - 1) < 1e-3 and all(k.startswith("(") for k in rows)
     assert result["answer"]["label"] in "ABCD" and "stage1" in info and "No baseline adapters" in baselines
     assert len(steps) >= 2  # the student's rationale arrived in pieces
+
+
+@needs_shared
+def test_dataset_questions_come_with_their_stored_teacher_rationale(app_deps):
+    import dataclasses
+
+    app_deps.settings = dataclasses.replace(app_deps.settings, data_dir=SHARED_DATA)
+    assert "arc_challenge/dev" in app_deps.question_sources() and "arc_easy/test" in app_deps.question_sources()
+    listed = h.question_choices(app_deps, "arc_challenge/dev")
+    assert len(listed) == 299
+    *_, result = _ask(app_deps, source="arc_challenge/dev", sid=listed[0][1])[-1]
+    assert result["teacher"]["model_id"].startswith("stored teacher rationale (flan-t5")
+    *_, result = _ask(app_deps, source="arc_easy/test", sid=h.question_choices(app_deps, "arc_easy/test")[0][1], key="")[-1]
+    assert result["teacher"]["note"].startswith("small stand-in teacher")  # no stored rationale for test splits
 
 
 def test_typed_question_uses_the_labelled_stand_in(app_deps):
@@ -37,7 +53,8 @@ def test_typed_question_uses_the_labelled_stand_in(app_deps):
         ({"mode": "typed", "stem": "Why?", "choices": "\n".join("abcdefghij")}, "2 to 9 choices"),
         ({"mode": "typed", "stem": "x" * 5000, "choices": "a\nb"}, "under 2000"),
         ({"mode": "typed", "stem": "Why?", "choices": "a\nb", "key": "Z"}, "answer key 'Z'"),
-        ({"mode": "sample", "sid": "nope"}, "pick a sample"),
+        ({"mode": "pick", "sid": "nope"}, "pick a question"),
+        ({"mode": "pick", "source": "arc_hard/test"}, "unknown question source"),
     ],
 )
 def test_bad_questions_store_nothing(app_deps, kw, message):
