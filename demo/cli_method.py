@@ -104,7 +104,7 @@ def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     "--student-rationales",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="(answer stage) also train on these student rationales (JSONL with id, rationale).",
+    help="(answer stage) also train on these student rationales: JSONL with id and rationale, or the predictions.jsonl of `scicot eval` on the training split.",
 )
 @click.option("--full", is_flag=True, help="Full fine-tuning instead of LoRA.")
 @click.option(

@@ -114,9 +114,15 @@ def load_records(config: TrainConfig) -> tuple[list[DistillRecord], dict[str, st
     student = {}
     for path in config.student_rationales:
         for number, row in _rows(Path(path)):
-            if "id" not in row or not isinstance(row.get("rationale"), str):
-                raise ConfigError(f'{path}:{number}: a student rationale line needs "id" and "rationale".')
-            student[str(row["id"])] = row["rationale"]
+            # Either {"id", "rationale"} or a line of `scicot eval`'s predictions.jsonl.
+            text = row.get("rationale") if isinstance(row, dict) else None
+            if isinstance(row, dict) and isinstance(row.get("two-stage"), dict):
+                text = row["two-stage"].get("rationale")
+            if not isinstance(row, dict) or "id" not in row or not isinstance(text, str):
+                raise ConfigError(
+                    f'{path}:{number}: a student rationale line needs "id" and "rationale" (or is a line of eval\'s predictions.jsonl).'
+                )
+            student[str(row["id"])] = text
     return records, student
 
 

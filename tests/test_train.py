@@ -128,3 +128,21 @@ def test_bad_data(tmp_path, tiny_causal_dir):
     path.write_text(json.dumps(no_key) + "\n")
     with pytest.raises(DataError, match="no answer key"):
         load_distillation_set(path)
+
+
+def test_stage_two_can_also_learn_from_student_rationales(tmp_path, distill_set, tiny_causal_dir):
+    from scicot_core.train import load_records
+
+    q = sample_items()[0][0]
+    preds = tmp_path / "predictions.jsonl"
+    preds.write_text(
+        json.dumps({"id": q.id, "answer_key": q.answer_key, "two-stage": {"label": "A", "rationale": "My own reasoning."}}) + "\n"
+    )
+    config = _config(tmp_path, tiny_causal_dir, distill_set, "answer", student_rationales=[str(preds)])
+    records, student = load_records(config)
+    assert student == {q.id: "My own reasoning."}
+    pairs = examples("answer", records, lambda t: t, student)
+    assert len(pairs) == len(records) + 1 and any("Rationale: My own reasoning." in p for p, _ in pairs)
+    preds.write_text('{"id": "x"}\n')
+    with pytest.raises(ConfigError, match="predictions.jsonl"):
+        load_records(config)
