@@ -21,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_SSR_MODE", "false")
 
 from gradio_client import Client  # noqa: E402
+from raw_client import RawClient  # noqa: E402
 
 from annotations.store import Store  # noqa: E402
 from demo.deps import BASE_SET, Deps  # noqa: E402
@@ -43,16 +44,20 @@ def serve(folder: Path, n_rationales: int):
     return demo, store
 
 
-def rater(url: str, name: str, n: int, results) -> None:
+def rater(url: str, name: str, n: int, results, kind: str) -> None:
     """One client process: sign in, then submit n ratings; reports (latencies, error)."""
     latencies, error, began = [], None, None
     try:
-        client = Client(url, verbose=False)
-        client.predict(name, api_name="/sign_in")
+        if kind == "gradio_client":
+            client = Client(url, verbose=False)
+            call = lambda api, *a: client.predict(*a, api_name=api)  # noqa: E731
+        else:
+            call = RawClient(url).call
+        call("/sign_in", name)
         began = time.time()
         for _ in range(n):
             start = time.perf_counter()
-            client.predict(4, 3, 5, "tie", "load test", api_name="/submit_rating")
+            call("/submit_rating", 4, 3, 5, "tie", "load test")
             latencies.append(time.perf_counter() - start)
     except Exception as e:  # counted and reported, never hidden
         error = f"{name}: {e!r}"
@@ -63,14 +68,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ratings", type=int, default=100, help="ratings per client")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/app_load.json"))
+    parser.add_argument("--client", choices=["gradio_client", "raw"], default="gradio_client", help="gradio_client, or a minimal HTTP client (raw_client.py) that costs the client side less")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         demo, store = serve(Path(tmp), args.ratings)
         # Clients run in their own processes, as real raters' browsers would: the server keeps its GIL.
         ctx = multiprocessing.get_context("spawn")
         results = ctx.Queue()
-        procs = [ctx.Process(target=rater, args=(demo.local_url, f"load{i}", args.ratings, results)) for i in range(args.clients)]
+        procs = [ctx.Process(target=rater, args=(demo.local_url, f"load{i}", args.ratings, results, args.client)) for i in range(args.clients)]
         for p in procs:
             p.start()
         outcomes = [results.get() for _ in procs]
@@ -87,7 +93,7 @@ def main() -> None:
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "clients": args.clients,
+        "client": args.client, "clients": args.clients,
         "ratings_expected": expected,
         "ratings_stored": stored,
         "errors": errors,
@@ -95,13 +101,15 @@ def main() -> None:
         "latency_p50_ms": 1000 * latencies[len(latencies) // 2],
         "latency_p95_ms": 1000 * latencies[int(0.95 * len(latencies))],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    out = args.out or Path(f"benchmarks/results/app_load_{args.client}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"client: {args.client}")
     print("| clients | ratings | stored | errors | ratings/s | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|")
     print(
         f"| {args.clients} | {expected} | {stored} | {len(errors)} | {report['ratings_per_s']:.0f} | {report['latency_p50_ms']:.0f} | {report['latency_p95_ms']:.0f} |"
     )
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
