@@ -68,7 +68,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ratings", type=int, default=100, help="ratings per client")
-    parser.add_argument("--client", choices=["gradio_client", "raw"], default="gradio_client", help="gradio_client, or a minimal HTTP client (raw_client.py) that costs the client side less")
+    parser.add_argument(
+        "--client",
+        choices=["gradio_client", "raw"],
+        default="gradio_client",
+        help="gradio_client, or a minimal HTTP client (raw_client.py) that costs the client side less",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +81,9 @@ def main() -> None:
         # Clients run in their own processes, as real raters' browsers would: the server keeps its GIL.
         ctx = multiprocessing.get_context("spawn")
         results = ctx.Queue()
-        procs = [ctx.Process(target=rater, args=(demo.local_url, f"load{i}", args.ratings, results, args.client)) for i in range(args.clients)]
+        procs = [
+            ctx.Process(target=rater, args=(demo.local_url, f"load{i}", args.ratings, results, args.client)) for i in range(args.clients)
+        ]
         for p in procs:
             p.start()
         outcomes = [results.get() for _ in procs]
@@ -93,7 +100,8 @@ def main() -> None:
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "client": args.client, "clients": args.clients,
+        "client": args.client,
+        "clients": args.clients,
         "ratings_expected": expected,
         "ratings_stored": stored,
         "errors": errors,

@@ -27,7 +27,9 @@ class RawClient:
         fn_index, is_state = self.endpoints[api_name.lstrip("/")]
         values = iter(args)
         data = [None if state else next(values) for state in is_state]
-        joined = self.http.post("queue/join", json={"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None, "trigger_id": None})
+        joined = self.http.post(
+            "queue/join", json={"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None, "trigger_id": None}
+        )
         joined.raise_for_status()
         event_id = joined.json()["event_id"]
         with self.http.stream("GET", "queue/data", params={"session_hash": self.session}) as stream:

@@ -4,13 +4,14 @@ once, shared by the student and the local stand-in teacher), adapter sets and te
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotations.store import Store
 from scicot_core.errors import DataError
 from scicot_core.lm import LanguageModel
-from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
+from scicot_core.pipeline import Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint
 from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
@@ -27,7 +28,7 @@ class Deps:
 
     settings: Settings
     store: Store
-    load_lm: callable
+    load_lm: Callable[[], LanguageModel]
     samples: list[tuple[Question, str]] = field(default_factory=sample_items)
     adapter_sets: dict[str, dict[str, Path]] = field(default_factory=dict)
     _lm: LanguageModel | None = None
@@ -98,9 +99,9 @@ class Deps:
     def stored_rationale(self, question_id: str) -> tuple[str, str] | None:
         """(text, source) of a stored teacher rationale: the sample set's reference, one in the
         data directory's rationale files, or one imported into the store."""
-        reference = StoredTeacher.samples()
-        if reference.has(question_id):
-            return reference.by_id[question_id][0], "hand-written reference rationale (SciCoT sample set)"
+        for q, text in self.samples:  # already in memory: no need to read the sample file again
+            if q.id == question_id:
+                return text, "hand-written reference rationale (SciCoT sample set)"
         stored = self._data_rationales()
         if stored and stored.has(question_id):
             text, model_id = stored.by_id[question_id]
@@ -151,6 +152,3 @@ def build_deps(settings: Settings) -> Deps:
     for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
         deps.add_adapter_set(f"retrained {folder.name}", folder)
     return deps
-
-
-__all__ = ["Deps", "build_deps", "STAGES", "DEFAULT_SET", "BASE_SET"]

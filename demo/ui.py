@@ -88,6 +88,12 @@ def md(**kw) -> gr.Markdown:
     return gr.Markdown(latex_delimiters=LATEX, sanitize_html=True, **kw)
 
 
+def student_dropdown(deps: Deps, **kw) -> gr.Dropdown:
+    """A choice of adapter set (the student); the first set is the default."""
+    sets = list(deps.adapter_sets)
+    return gr.Dropdown(sets, value=sets[0] if sets else None, label="Student", **kw)
+
+
 def build_demo(deps: Deps) -> gr.Blocks:
     with gr.Blocks(title="SciCoT Studio") as demo:
         gr.Markdown(
@@ -135,8 +141,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
             value=deps.settings.endpoint.base_url if deps.settings.endpoint else "",
         )
         model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
-        sets = list(deps.adapter_sets)
-        adapter_set = gr.Dropdown(sets, value=sets[0] if sets else None, label="Student", allow_custom_value=False, elem_id="ask-set")
+        adapter_set = student_dropdown(deps, elem_id="ask-set")
     go = gr.Button("Ask teacher and student", variant="primary", elem_id="ask-go")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -331,8 +336,7 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
     preference = gr.Plot(label="Teacher vs student preference")
     refresh.click(friendly(functools.partial(hr.stats, deps)), None, [distribution, preference, agreement], api_name="stats")
     with gr.Row():
-        sets = list(deps.adapter_sets)
-        adapter_set = gr.Dropdown(sets, value=sets[0] if sets else None, label="Student")
+        adapter_set = student_dropdown(deps)
         n = gr.Slider(4, 100, value=12, step=4, label="Dev questions")
         run = gr.Button("Measure accuracy", elem_id="stats-accuracy")
     accuracy_md = gr.Markdown(elem_id="stats-accuracy-md")
