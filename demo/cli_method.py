@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
 from scicot_core.evaluate import VARIANTS, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
@@ -161,18 +162,27 @@ def _override(config: TrainConfig, item: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also store each student rationale in this annotation store, beside the teacher's.",
 )
+@click.option(
+    "--rationales",
+    "rationale_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reuse the two-stage rationales of an earlier run (its predictions.jsonl, or {id, rationale} lines) instead of "
+    "generating them, e.g. to score a new answer adapter on the same text; questions missing from it are generated.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size, out_dir, db_path, as_json, data_dir):
+def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size, out_dir, db_path, rationale_files, as_json, data_dir):
     """Accuracy of zero-shot, answer-only, single-stage and two-stage on the same questions."""
     from scicot_core.models import load_model
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
+    given = load_student_rationales(rationale_files)
     found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
     student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants or VARIANTS)) as bar:
-        result = evaluate(student, questions, variants or VARIANTS, batch_size, progress=lambda v, n: bar.update(n))
+        result = evaluate(student, questions, variants or VARIANTS, batch_size, progress=lambda v, n: bar.update(n), given=given)
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
     paths = write_report(result, out_dir, title)
     if db_path:

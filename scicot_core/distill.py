@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .questions import Question, load_jsonl, read_jsonl
 
 REQUIRED = ("id", "question", "answerKey", "rationale")
@@ -100,6 +100,23 @@ def load_any(path: Path | str, question_file: Path | str | None = None, data_dir
             raise DataError(f"{path.name} holds rationales only: give its question file or a data directory (--data-dir) to join them.")
         question_file = rationale_question_file(path, Path(data_dir))
     return join_rationales(path, question_file)
+
+
+def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, str]:
+    """Student rationales by question id, from `{"id", "rationale"}` lines or the lines of
+    `scicot eval`'s predictions.jsonl (their two-stage rationale)."""
+    student = {}
+    for path in paths:
+        for number, row in read_jsonl(Path(path)):
+            text = row.get("rationale") if isinstance(row, dict) else None
+            if isinstance(row, dict) and isinstance(row.get("two-stage"), dict):
+                text = row["two-stage"].get("rationale")
+            if not isinstance(row, dict) or "id" not in row or not isinstance(text, str):
+                raise ConfigError(
+                    f'{path}:{number}: a student rationale line needs "id" and "rationale" (or is a line of eval\'s predictions.jsonl).'
+                )
+            student[str(row["id"])] = text
+    return student
 
 
 def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:

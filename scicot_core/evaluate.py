@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import formats
 from .pipeline import Answer, Student
 from .questions import Question, Rationale
 
@@ -27,8 +28,11 @@ def evaluate(
     variants: Sequence[str] = VARIANTS,
     batch_size: int = 16,
     progress: Callable | None = None,
+    given: dict[str, str] | None = None,
 ) -> dict:
-    """Run each variant over the questions in batches; returns accuracy, timings and predictions."""
+    """Run each variant over the questions in batches; returns accuracy, timings and predictions.
+    `given` holds stage-1 rationales by question id (from an earlier run) that the two-stage
+    variant reuses instead of generating, so a new answer adapter is scored on the same text."""
     variants = available(student, variants)
     preds = {q.id: {"id": q.id, "answer_key": q.answer_key} for q in questions}
     rationales: dict[str, list[Rationale]] = {}
@@ -38,7 +42,7 @@ def evaluate(
         rationales[variant] = []
         for i in range(0, len(questions), batch_size):
             part = list(questions[i : i + batch_size])
-            answers, texts = _run(student, variant, part, batch_size)
+            answers, texts = _run(student, variant, part, batch_size, given or {})
             rationales[variant] += texts
             for q, a, r in zip(part, answers, texts or [None] * len(part)):
                 preds[q.id][variant] = _prediction(a, r)
@@ -52,18 +56,26 @@ def evaluate(
         "accuracy": accuracy,
         "seconds": timings,
         "model": student.model_id,
+        "reused_rationales": sum(q.id in (given or {}) for q in questions) if "two-stage" in variants else 0,
         "predictions": list(preds.values()),
         "rationales": rationales,
     }
 
 
-def _run(student: Student, variant: str, part: list[Question], batch_size: int) -> tuple[list[Answer], list[Rationale]]:
+def _run(
+    student: Student, variant: str, part: list[Question], batch_size: int, given: dict[str, str]
+) -> tuple[list[Answer], list[Rationale]]:
     if variant == "zero-shot":
         return student.zero_shot(part), []
     if variant == "answer-only":
         return student.answer_only(part), []
     stage = "single-stage" if variant == "single-stage" else "rationale"
-    texts = student.rationales(part, batch_size=batch_size, stage=stage)
+    reuse = given if variant == "two-stage" else {}
+    fresh = iter(student.rationales([q for q in part if q.id not in reuse], batch_size=batch_size, stage=stage))
+    texts = [
+        Rationale(q.id, formats.rationale_body(reuse[q.id]), "student", "reused from an earlier run") if q.id in reuse else next(fresh)
+        for q in part
+    ]
     scorer = student.single_stage if variant == "single-stage" else student.answers
     return scorer(part, [r.text for r in texts]), texts
 

@@ -10,7 +10,7 @@ import re
 from .errors import ConfigError
 from .questions import Choice, Question
 
-FORMAT_VERSION = "scicot-v1"
+FORMAT_VERSION = "scicot-v2"
 TEACHER_MODES = ("rationalize", "cot")
 
 TEACHER_SYSTEM = (
@@ -68,13 +68,14 @@ def rationale_input(question: Question) -> str:
 
 
 def rationale_target(rationale: str) -> str:
-    """Stage 1: the completion the student learns to write."""
-    return " " + clean_rationale(rationale)
+    """Stage 1: the completion the student learns to write (the reasoning, without a lettered
+    answer sentence)."""
+    return " " + rationale_body(rationale)
 
 
 def answer_input(question: Question, rationale: str) -> str:
     """Stage 2 (answer inferrer): question + choices + rationale, the answer comes next."""
-    return f"{question_block(question)}\nRationale: {clean_rationale(rationale)}\nAnswer:"
+    return f"{question_block(question)}\nRationale: {rationale_body(rationale)}\nAnswer:"
 
 
 def direct_input(question: Question) -> str:
@@ -82,9 +83,17 @@ def direct_input(question: Question) -> str:
     return f"{question_block(question)}\nAnswer:"
 
 
+def cloze_input(question: Question) -> str:
+    """Zero-shot scoring of the bare base model: the question alone, each choice's text scored
+    as its continuation (the cloze form of the usual LM evaluations; listing lettered choices
+    costs an untrained 135M model some 15 points)."""
+    return f"Question: {question.stem}\nAnswer:"
+
+
 def answer_target(choice: Choice) -> str:
-    """The completion scored (and trained) for one choice after an answer prompt."""
-    return f" ({choice.label}) {choice.text}"
+    """The completion scored (and trained) for one choice after an answer prompt: the choice's
+    text alone (cloze). A 135M model cannot bind letters to options, so the label is not scored."""
+    return f" {choice.text}"
 
 
 def single_stage_target(rationale: str, choice: Choice) -> str:
@@ -101,6 +110,15 @@ def clean_rationale(text: str) -> str:
     text = text.split(SINGLE_STAGE_STOP)[0]
     text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
     return " ".join(text.split())
+
+
+_LETTERED_ANSWER = re.compile(r"\s*\b(?:thus|so|therefore|hence),?\s+the\s+answer\s+is\s*:?\s*\(\s*[A-Za-z0-9]\s*\).*$", re.IGNORECASE)
+
+
+def rationale_body(text: str) -> str:
+    """A cleaned rationale without its final lettered answer sentence ("Thus, the answer is (b)
+    ..."). Stage 2 reads only this, so it must weigh the reasoning instead of copying a letter."""
+    return _LETTERED_ANSWER.sub("", clean_rationale(text)).strip()
 
 
 _ANSWER_PATTERNS = [

@@ -80,16 +80,14 @@ class Student:
             texts = self.lm.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage))
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.lm.model_id + (f" + LoRA[{stage}]" if self.has(stage) else "")
-            out += [
-                Rationale(q.id, formats.clean_rationale(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)
-            ]
+            out += [Rationale(q.id, formats.rationale_body(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)]
         return out
 
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
         for text in self.lm.stream(prompt, self.max_rationale_tokens, self._adapter("rationale")):
-            yield formats.clean_rationale(text)
+            yield formats.rationale_body(text)
 
     # -- stage 2 and the baselines -------------------------------------------------------------
     def answers(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
@@ -98,13 +96,14 @@ class Student:
         return self._choose(questions, prompts, "answer", "two-stage")
 
     def answer_only(self, questions: Sequence[Question]) -> list[Answer]:
-        """The answer-only baseline (or zero-shot, without its adapter): no rationale."""
-        method = "answer-only" if self.has("answer-only") else "zero-shot"
-        return self._choose(questions, [formats.direct_input(q) for q in questions], "answer-only", method)
+        """The answer-only baseline (question + choices, no rationale); zero-shot without its adapter."""
+        if not self.has("answer-only"):
+            return self.zero_shot(questions)
+        return self._choose(questions, [formats.direct_input(q) for q in questions], "answer-only", "answer-only")
 
     def zero_shot(self, questions: Sequence[Question]) -> list[Answer]:
-        """The bare base model scoring choices after question + choices."""
-        return self._choose(questions, [formats.direct_input(q) for q in questions], None, "zero-shot")
+        """The bare base model scoring each choice's text after the question (cloze)."""
+        return self._choose(questions, [formats.cloze_input(q) for q in questions], None, "zero-shot")
 
     def single_stage(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
         """The single-stage baseline: its own rationale, then its own answer, one adapter."""

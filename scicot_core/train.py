@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import formats
-from .distill import DistillRecord, load_any
+from .distill import DistillRecord, load_any, load_student_rationales
 from .errors import ConfigError
 from .pipeline import STAGES
 
@@ -111,25 +111,7 @@ def load_records(config: TrainConfig) -> tuple[list[DistillRecord], dict[str, st
     records = [r for path in config.data for r in load_any(path, data_dir=config.data_dir)]
     if config.limit:
         records = random.Random(config.seed).sample(records, min(config.limit, len(records)))
-    student = {}
-    for path in config.student_rationales:
-        for number, row in _rows(Path(path)):
-            # Either {"id", "rationale"} or a line of `scicot eval`'s predictions.jsonl.
-            text = row.get("rationale") if isinstance(row, dict) else None
-            if isinstance(row, dict) and isinstance(row.get("two-stage"), dict):
-                text = row["two-stage"].get("rationale")
-            if not isinstance(row, dict) or "id" not in row or not isinstance(text, str):
-                raise ConfigError(
-                    f'{path}:{number}: a student rationale line needs "id" and "rationale" (or is a line of eval\'s predictions.jsonl).'
-                )
-            student[str(row["id"])] = text
-    return records, student
-
-
-def _rows(path: Path):
-    from .questions import read_jsonl
-
-    return read_jsonl(path)
+    return records, load_student_rationales(config.student_rationales)
 
 
 def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: bool = True, callbacks: list | None = None) -> Path:

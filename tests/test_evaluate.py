@@ -12,8 +12,8 @@ from scicot_core.questions import Choice, Question
 
 
 class ScriptedLM:
-    """A fake LanguageModel: generates a fixed text, and scores a completion highest when its
-    label is the one scripted for that question id (found in the prompt)."""
+    """A fake LanguageModel: generates a fixed text, and scores a completion highest when it is
+    the choice text scripted for that question id (found in the prompt)."""
 
     model_id = "scripted"
     is_seq2seq = False
@@ -21,18 +21,20 @@ class ScriptedLM:
     def __init__(self, picks):
         self.picks = picks
         self.adapters = {"answer-only": None}
+        self.generated = 0
 
     def instruct(self, text):
         return text
 
     def generate(self, prompts, max_new_tokens=64, adapter=None):
+        self.generated += len(prompts)
         return ["Because. Thus, the answer is (A)."] * len(prompts)
 
     def score(self, prompts, completions, adapter=None, batch_size=16):
         out = []
         for p, c in zip(prompts, completions):
             qid = next(q for q in self.picks if f"Question: {q}?" in p)
-            out.append((0.0 if c.startswith(f" ({self.picks[qid]})") else -5.0, 2))
+            out.append((0.0 if c == f" {self.picks[qid]}" else -5.0, 2))
         return out
 
 
@@ -46,16 +48,24 @@ QUESTIONS = [
 
 def test_accuracy_by_hand(tmp_path):
     # Scripted picks: q1 A (right), q2 B (wrong), q3 2 (right), q4 I (right): 3 of 4 = 0.75.
-    student = Student(ScriptedLM({"q1": "A", "q2": "B", "q3": "2", "q4": "I"}))
+    student = Student(ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"}))
     assert available(student) == ["zero-shot", "answer-only", "two-stage"]
     result = evaluate(student, QUESTIONS, batch_size=3)
     assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75}
     assert result["predictions"][1]["two-stage"]["label"] == "B"
-    assert result["predictions"][3]["two-stage"]["rationale"] == "Because. Thus, the answer is (A)."
+    assert result["predictions"][3]["two-stage"]["rationale"] == "Because."  # the lettered answer sentence is cut
     paths = write_report(result, tmp_path / "report", "fixture")
     assert "| two-stage | 75.0% |" in paths["results.md"].read_text()
     assert len(paths["predictions.jsonl"].read_text().splitlines()) == 4
     assert paths["accuracy.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_stage_reuses_given_rationales_and_generates_the_rest():
+    lm = ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"})
+    result = evaluate(Student(lm), QUESTIONS, ["two-stage"], batch_size=4, given={"q2": "Given here. Thus, the answer is (B) b"})
+    assert lm.generated == 3 and result["reused_rationales"] == 1
+    assert [p["two-stage"]["rationale"] for p in result["predictions"]] == ["Because.", "Given here.", "Because.", "Because."]
+    assert [r.model_id for r in result["rationales"]["two-stage"]][:2] == ["scripted", "reused from an earlier run"]
 
 
 def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_dir):
@@ -79,3 +89,13 @@ def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_d
 def test_eval_needs_questions(tmp_path):
     result = CliRunner().invoke(main, ["eval"], env={"SCICOT_DATA_DIR": ""})
     assert result.exit_code == 1 and "give --dataset and --split" in result.output
+
+
+def test_eval_refuses_a_bad_rationale_file_before_loading_a_model(tmp_path):
+    questions, bad = tmp_path / "q.jsonl", tmp_path / "bad.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
+    bad.write_text('{"id": "q1"}\n')
+    args = ["eval", "--questions", str(questions), "--rationales", str(bad), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args, env={"SCICOT_STUDENT": str(tmp_path / "no-such-model"), "SCICOT_DATA_DIR": ""})
+    assert result.exit_code == 1 and 'bad.jsonl:1: a student rationale line needs "id" and "rationale"' in result.output
+    assert not (tmp_path / "r").exists()

@@ -14,8 +14,30 @@ def test_stage_inputs():
     assert formats.rationale_input(Q) == block + "\nRationale:"
     assert formats.answer_input(Q, "Heat  adds\nenergy.") == block + "\nRationale: Heat adds energy.\nAnswer:"
     assert formats.direct_input(Q) == block + "\nAnswer:"
-    assert formats.answer_target(Q.choices[1]) == " (B) heat"
-    assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: (B) heat"
+    assert formats.cloze_input(Q) == "Question: What melts ice?\nAnswer:"
+    assert formats.answer_target(Q.choices[1]) == " heat"
+    assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: heat"
+
+
+def test_stage_two_and_stage_one_targets_drop_the_lettered_answer_sentence():
+    teacher = "Heat adds energy. So, the answer is heat. Thus, the answer is (b) heat"
+    assert formats.answer_input(Q, teacher).endswith("Rationale: Heat adds energy. So, the answer is heat.\nAnswer:")
+    assert formats.rationale_target(teacher) == " Heat adds energy. So, the answer is heat."
+    assert formats.single_stage_target(teacher, Q.choices[1]) == " Heat adds energy. So, the answer is heat.\nAnswer: heat"
+
+
+@pytest.mark.parametrize(
+    "text, body",
+    [
+        ("Heat adds energy. Thus, the answer is (B).", "Heat adds energy."),
+        ("Heat adds energy. therefore the answer is: ( 2 ) and more", "Heat adds energy."),
+        ("Thus, the answer is (a) cold", ""),
+        ("The answer is heat.", "The answer is heat."),
+        ("Thus heat (B) melts ice.", "Thus heat (B) melts ice."),
+    ],
+)
+def test_rationale_body(text, body):
+    assert formats.rationale_body(text) == body
 
 
 def test_teacher_prompts():

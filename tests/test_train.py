@@ -66,7 +66,7 @@ def test_completion_only_labels_and_formats(tiny_causal):
         assert row["labels"][n_prompt:] == row["input_ids"][n_prompt:]
         assert row["labels"][-1] == tiny_causal.tokenizer.eos_token_id
     [(_, completion)] = examples("single-stage", records[:1], tiny_causal.instruct)
-    assert completion.endswith("\nAnswer: (C) The friction force is equal in size to the push.")
+    assert completion.endswith("\nAnswer: The friction force is equal in size to the push.")
     [row] = tokenize([("word " * 400, " (A) yes")], tiny_causal.tokenizer, 64, seq2seq=False)
     assert len(row["input_ids"]) == 64 and row["labels"][-1] == tiny_causal.tokenizer.eos_token_id
 
