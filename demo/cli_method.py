@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
-from scicot_core.evaluate import VARIANTS, evaluate, write_report
+from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, load_jsonl, load_split
@@ -172,23 +172,64 @@ def _override(config: TrainConfig, item: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size, out_dir, db_path, rationale_files, as_json, data_dir):
-    """Accuracy of zero-shot, answer-only, single-stage and two-stage on the same questions."""
+    """Accuracy of zero-shot, answer-only, single-stage and two-stage on the same questions.
+
+    An interrupted run resumes where it stopped: the rationales it had generated are kept in
+    OUT/generated.partial.jsonl and reused when the same command runs again."""
     from scicot_core.models import load_model
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
-    given = load_student_rationales(rationale_files)
+    reused = load_student_rationales(rationale_files)
     found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
-    student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
-    with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants or VARIANTS)) as bar:
-        result = evaluate(student, questions, variants or VARIANTS, batch_size, progress=lambda v, n: bar.update(n), given=given)
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", found)
+    given = checkpoint.load()
+    if given:
+        click.echo(f"resuming: reusing {sum(map(len, given.values()))} rationales generated before in {checkpoint.path}")
+    given.setdefault("two-stage", {}).update(reused)
+    student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
+    variants = available(student, variants or VARIANTS)
+    with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
+        result = evaluate(student, questions, variants, batch_size, lambda v, n: bar.update(n), given, checkpoint.append)
     paths = write_report(result, out_dir, title)
+    checkpoint.path.unlink(missing_ok=True)
     if db_path:
         _store_student_rationales(db_path, questions, result, settings)
     summary = {k: v for k, v in json.loads(paths["results.json"].read_text()).items()} | {"files": {k: str(v) for k, v in paths.items()}}
     click.echo(json.dumps(summary, indent=2) if as_json else paths["results.md"].read_text() + f"\nreport: {out_dir}")
+
+
+class GeneratedCheckpoint:
+    """Rationales an evaluation has generated so far, one JSON line per rationale with the
+    adapter that wrote it, so an interrupted run resumes without generating them again. Lines
+    from another adapter, and a torn last line, are ignored."""
+
+    STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
+
+    def __init__(self, path: Path, adapters: dict[str, Path]):
+        self.path = path
+        self.writer = {v: str(Path(adapters[s]).resolve()) if s in adapters else "base" for v, s in self.STAGE.items()}
+
+    def load(self) -> dict[str, dict[str, str]]:
+        given: dict[str, dict[str, str]] = {}
+        if not self.path.exists():
+            return given
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                if self.writer.get(row["variant"]) == row["adapter"]:
+                    given.setdefault(row["variant"], {})[row["id"]] = row["rationale"]
+            except (ValueError, KeyError, TypeError):
+                continue
+        return given
+
+    def append(self, variant: str, rationales) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            for r in rationales:
+                f.write(json.dumps({"variant": variant, "id": r.question_id, "rationale": r.text, "adapter": self.writer[variant]}) + "\n")
 
 
 def _store_student_rationales(db_path: Path, questions, result: dict, settings: Settings) -> None:

@@ -28,12 +28,17 @@ def evaluate(
     variants: Sequence[str] = VARIANTS,
     batch_size: int = 16,
     progress: Callable | None = None,
-    given: dict[str, str] | None = None,
+    given: dict[str, dict[str, str]] | None = None,
+    on_generated: Callable[[str, list[Rationale]], None] | None = None,
 ) -> dict:
     """Run each variant over the questions in batches; returns accuracy, timings and predictions.
-    `given` holds stage-1 rationales by question id (from an earlier run) that the two-stage
-    variant reuses instead of generating, so a new answer adapter is scored on the same text."""
+
+    `given` maps a generating variant (`two-stage`, `single-stage`) to rationales by question id
+    that it reuses instead of generating: an earlier run's, to score a new answer adapter on the
+    same text, or those of an interrupted run. `on_generated(variant, rationales)` sees each
+    batch of freshly generated ones, so a caller can keep them for such a resume."""
     variants = available(student, variants)
+    given = given or {}
     preds = {q.id: {"id": q.id, "answer_key": q.answer_key} for q in questions}
     rationales: dict[str, list[Rationale]] = {}
     timings = {}
@@ -42,7 +47,7 @@ def evaluate(
         rationales[variant] = []
         for i in range(0, len(questions), batch_size):
             part = list(questions[i : i + batch_size])
-            answers, texts = _run(student, variant, part, batch_size, given or {})
+            answers, texts = _run(student, variant, part, batch_size, given.get(variant, {}), on_generated)
             rationales[variant] += texts
             for q, a, r in zip(part, answers, texts or [None] * len(part)):
                 preds[q.id][variant] = _prediction(a, r)
@@ -50,28 +55,31 @@ def evaluate(
                 progress(variant, len(part))
         timings[variant] = round(time.perf_counter() - start, 2)
     accuracy = {v: _accuracy(preds.values(), v) for v in variants}
+    reused = {v: sum(q.id in given[v] for q in questions) for v in variants if given.get(v)}
     return {
         "n": len(questions),
         "variants": variants,
         "accuracy": accuracy,
         "seconds": timings,
         "model": student.model_id,
-        "reused_rationales": sum(q.id in (given or {}) for q in questions) if "two-stage" in variants else 0,
+        "reused_rationales": reused,
         "predictions": list(preds.values()),
         "rationales": rationales,
     }
 
 
 def _run(
-    student: Student, variant: str, part: list[Question], batch_size: int, given: dict[str, str]
+    student: Student, variant: str, part: list[Question], batch_size: int, reuse: dict[str, str], on_generated: Callable | None
 ) -> tuple[list[Answer], list[Rationale]]:
     if variant == "zero-shot":
         return student.zero_shot(part), []
     if variant == "answer-only":
         return student.answer_only(part), []
     stage = "single-stage" if variant == "single-stage" else "rationale"
-    reuse = given if variant == "two-stage" else {}
-    fresh = iter(student.rationales([q for q in part if q.id not in reuse], batch_size=batch_size, stage=stage))
+    generated = student.rationales([q for q in part if q.id not in reuse], batch_size=batch_size, stage=stage)
+    if generated and on_generated:
+        on_generated(variant, generated)
+    fresh = iter(generated)
     texts = [
         Rationale(q.id, formats.rationale_body(reuse[q.id]), "student", "reused from an earlier run") if q.id in reuse else next(fresh)
         for q in part

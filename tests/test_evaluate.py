@@ -62,8 +62,12 @@ def test_accuracy_by_hand(tmp_path):
 
 def test_two_stage_reuses_given_rationales_and_generates_the_rest():
     lm = ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"})
-    result = evaluate(Student(lm), QUESTIONS, ["two-stage"], batch_size=4, given={"q2": "Given here. Thus, the answer is (B) b"})
-    assert lm.generated == 3 and result["reused_rationales"] == 1
+    seen = []
+    given = {"two-stage": {"q2": "Given here. Thus, the answer is (B) b"}}
+    result = evaluate(
+        Student(lm), QUESTIONS, ["two-stage"], batch_size=4, given=given, on_generated=lambda v, rs: seen.append((v, len(rs)))
+    )
+    assert lm.generated == 3 and result["reused_rationales"] == {"two-stage": 1} and seen == [("two-stage", 3)]
     assert [p["two-stage"]["rationale"] for p in result["predictions"]] == ["Because.", "Given here.", "Because.", "Because."]
     assert [r.model_id for r in result["rationales"]["two-stage"]][:2] == ["scripted", "reused from an earlier run"]
 
@@ -99,3 +103,37 @@ def test_eval_refuses_a_bad_rationale_file_before_loading_a_model(tmp_path):
     result = CliRunner().invoke(main, args, env={"SCICOT_STUDENT": str(tmp_path / "no-such-model"), "SCICOT_DATA_DIR": ""})
     assert result.exit_code == 1 and 'bad.jsonl:1: a student rationale line needs "id" and "rationale"' in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_path, tiny_causal_dir, monkeypatch):
+    path, out = tmp_path / "mine.jsonl", tmp_path / "r"
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
+    env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    args = ["eval", "--questions", str(path), "--out", str(out), "--variant", "two-stage", "--batch-size", "2"]
+    calls = []
+    real = Student.answers
+
+    def crash_on_second_batch(self, questions, rationales):
+        calls.append(len(questions))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, questions, rationales)
+
+    monkeypatch.setattr(Student, "answers", crash_on_second_batch)
+    assert CliRunner().invoke(main, args, env=env).exit_code != 0
+    checkpoint = out / "generated.partial.jsonl"
+    kept = [json.loads(line) for line in checkpoint.read_text().splitlines()]
+    assert [k["id"] for k in kept] == ["q1", "q2", "q3", "q4"] and not (out / "results.json").exists()
+    # A torn last line and a line written by another adapter are ignored.
+    with open(checkpoint, "a") as f:
+        f.write(json.dumps(kept[0] | {"id": "q9", "adapter": "/elsewhere"}) + '\n{"variant": "two-st')
+    monkeypatch.setattr(Student, "answers", real)
+    generated = []
+    real_rationales = Student.rationales
+    monkeypatch.setattr(Student, "rationales", lambda self, qs, **kw: generated.extend(qs) or real_rationales(self, qs, **kw))
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "resuming: reusing 4 rationales" in result.output and generated == []
+    preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
+    assert [p["two-stage"]["rationale"] for p in preds] == [k["rationale"] for k in kept]
+    assert not checkpoint.exists()
