@@ -1,5 +1,6 @@
 """The text formats of every stage, in one place: teacher prompts, the stage-1 input
-(question + choices -> rationale), the stage-2 input (question + choices + rationale -> answer),
+(question + choices -> rationale), the stage-2 input (question + rationale, each choice's text
+scored after it),
 the baselines' inputs and answer extraction. Training and inference call the same functions.
 """
 
@@ -74,19 +75,16 @@ def rationale_target(rationale: str) -> str:
 
 
 def answer_input(question: Question, rationale: str) -> str:
-    """Stage 2 (answer inferrer): question + choices + rationale, the answer comes next."""
-    return f"{question_block(question)}\nRationale: {rationale_body(rationale)}\nAnswer:"
-
-
-def direct_input(question: Question) -> str:
-    """The answer-only baseline and zero-shot scoring: question + choices, no rationale."""
-    return f"{question_block(question)}\nAnswer:"
+    """Stage 2 (answer inferrer): the question and the rationale; each choice's text is then
+    scored as the continuation. The choices are not listed here: on dev, listing lettered choices
+    before the answer cost this 135M model 4 to 8 points (docs/benchmarks.md)."""
+    return f"Question: {question.stem}\nRationale: {rationale_body(rationale)}\nAnswer:"
 
 
 def cloze_input(question: Question) -> str:
-    """Zero-shot scoring of the bare base model: the question alone, each choice's text scored
-    as its continuation (the cloze form of the usual LM evaluations; listing lettered choices
-    costs an untrained 135M model some 15 points)."""
+    """Zero-shot scoring and the answer-only baseline: the question alone, each choice's text
+    scored as its continuation (the cloze form of the usual LM evaluations; listing lettered
+    choices costs an untrained 135M model some 15 points)."""
     return f"Question: {question.stem}\nAnswer:"
 
 

@@ -1,5 +1,5 @@
 """The two-stage Sci-CoT student: stage 1 writes a rationale from question + choices, stage 2
-scores every choice given question + choices + rationale, so the answer is always a choice.
+scores every choice's text given the question and that rationale, so the answer is always a choice.
 Baselines (zero-shot, answer-only, single-stage) share the same scoring code.
 """
 
@@ -91,15 +91,15 @@ class Student:
 
     # -- stage 2 and the baselines -------------------------------------------------------------
     def answers(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
-        """Stage 2: each choice scored given question + choices + rationale."""
+        """Stage 2: each choice's text scored after the question and the rationale."""
         prompts = [formats.answer_input(q, r) for q, r in zip(questions, rationales)]
         return self._choose(questions, prompts, "answer", "two-stage")
 
     def answer_only(self, questions: Sequence[Question]) -> list[Answer]:
-        """The answer-only baseline (question + choices, no rationale); zero-shot without its adapter."""
+        """The answer-only baseline (the question, no rationale, each choice's text scored); zero-shot without its adapter."""
         if not self.has("answer-only"):
             return self.zero_shot(questions)
-        return self._choose(questions, [formats.direct_input(q) for q in questions], "answer-only", "answer-only")
+        return self._choose(questions, [formats.cloze_input(q) for q in questions], "answer-only", "answer-only")
 
     def zero_shot(self, questions: Sequence[Question]) -> list[Answer]:
         """The bare base model scoring each choice's text after the question (cloze)."""

@@ -85,7 +85,7 @@ def examples(stage: str, records: list[DistillRecord], instruct, student_texts: 
             if student_texts and q.id in student_texts:
                 out.append((formats.answer_input(q, student_texts[q.id]), formats.answer_target(gold)))
         elif stage == "answer-only":
-            out.append((formats.direct_input(q), formats.answer_target(gold)))
+            out.append((formats.cloze_input(q), formats.answer_target(gold)))
         else:
             out.append((instruct(formats.rationale_input(q)), formats.single_stage_target(r.rationale, gold)))
     return out

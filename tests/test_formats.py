@@ -12,8 +12,7 @@ Q = Question("q", "What melts ice?", (Choice("A", "cold"), Choice("B", "heat"), 
 def test_stage_inputs():
     block = "Question: What melts ice?\nChoices:\n(A) cold\n(B) heat\n(C) salt water"
     assert formats.rationale_input(Q) == block + "\nRationale:"
-    assert formats.answer_input(Q, "Heat  adds\nenergy.") == block + "\nRationale: Heat adds energy.\nAnswer:"
-    assert formats.direct_input(Q) == block + "\nAnswer:"
+    assert formats.answer_input(Q, "Heat  adds\nenergy.") == "Question: What melts ice?\nRationale: Heat adds energy.\nAnswer:"
     assert formats.cloze_input(Q) == "Question: What melts ice?\nAnswer:"
     assert formats.answer_target(Q.choices[1]) == " heat"
     assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: heat"
