@@ -41,7 +41,8 @@ def test_scicot_ask_answers_a_sample_with_real_rationale_text(cache_dir):
     result = CliRunner().invoke(main, ["ask", "--sample", "sample-biology-01", "--json"], env={"SCICOT_CACHE_DIR": str(cache_dir)})
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert out["student"]["model"].startswith(SMOLLM2_HUB)
+    assert out["student"]["model"].startswith(SMOLLM2_HUB + " + LoRA[")  # the shipped distilled student
+    assert "Thus, the answer is" not in out["student"]["rationale"]  # stage 2 reads the reasoning, not a letter
     assert len(out["student"]["rationale"].split()) >= 5
     labels = [c["label"] for c in out["question"]["question"]["choices"]]
     assert out["answer"]["label"] in labels and abs(sum(out["answer"]["probabilities"].values()) - 1) < 1e-6
