@@ -3,11 +3,16 @@ the safetensors cache, and full asks (stage-1 rationale of up to 64 tokens + sta
 on ARC-Easy dev questions, for fp32 and faster options, with how often answers agree.
 
     .venv/bin/python benchmarks/latency.py --data-dir ../shared/data --questions 20
+
+The student is the default one (the shipped distilled adapters, if any); `--adapters DIR` picks
+another set, `--adapters none` the bare base model. Faster variants merge each stage's adapter
+into its own copy of the weights first (so int8 quantises the merged weights).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -19,8 +24,8 @@ from pathlib import Path
 import torch
 
 from scicot_core.lm import LanguageModel
-from scicot_core.models import ensure_smollm2, load_model
-from scicot_core.pipeline import Student
+from scicot_core.models import SMOLLM2, ensure_smollm2, load_model
+from scicot_core.pipeline import Student, default_adapters
 from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
 
@@ -31,32 +36,44 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def variants(base: LanguageModel) -> dict:
-    """name -> (LanguageModel, torch threads). The first is the reference for agreement."""
-    int8 = torch.ao.quantization.quantize_dynamic(base.model, {torch.nn.Linear}, dtype=torch.qint8)
+def merged(base: LanguageModel, adapter: Path | None) -> LanguageModel:
+    """A copy of the base with one stage's adapter folded into its weights."""
+    model = copy.deepcopy(base.model)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return LanguageModel(model, base.tokenizer, base.model_id)
+
+
+def int8(lm: LanguageModel, lookup: int = 0) -> LanguageModel:
+    quantised = torch.ao.quantization.quantize_dynamic(lm.model, {torch.nn.Linear}, dtype=torch.qint8)
+    return LanguageModel(quantised, lm.tokenizer, lm.model_id, prompt_lookup=lookup)
+
+
+def variants(base: LanguageModel, adapters: dict[str, Path]) -> dict:
+    """name -> (stage-1 student, stage-2 student, torch threads). The first is the reference
+    for agreement: fp32 with the adapters attached, as the app and the CLI run it."""
     cores = torch.get_num_threads()
-
-    def variant(model, lookup=0):
-        return LanguageModel(model, base.tokenizer, base.model_id, prompt_lookup=lookup)
-
+    stage1, stage2 = merged(base, adapters.get("rationale")), merged(base, adapters.get("answer"))  # before attaching
+    reference = Student(base, adapters)
     return {
-        f"fp32, {cores} threads": (variant(base.model), cores),
-        "fp32, 1 thread": (variant(base.model), 1),
-        "fp32 + prompt-lookup decoding": (variant(base.model, lookup=5), cores),
-        "int8 dynamic Linear": (variant(int8), cores),
-        "int8 + prompt-lookup decoding": (variant(int8, lookup=5), cores),
+        f"fp32, {cores} threads, adapters attached (the default)": (reference, reference, cores),
+        "fp32, adapters merged per stage": (Student(stage1), Student(stage2), cores),
+        "int8 dynamic Linear, merged per stage": (Student(int8(stage1)), Student(int8(stage2)), cores),
+        "int8 merged + prompt-lookup decoding": (Student(int8(stage1, lookup=5)), Student(int8(stage2)), cores),
     }
 
 
-def measure(lm: LanguageModel, threads: int, questions, max_tokens: int) -> dict:
+def measure(stage1: Student, stage2: Student, threads: int, questions, max_tokens: int) -> dict:
     torch.set_num_threads(threads)
-    student = Student(lm, max_rationale_tokens=max_tokens)
-    student.ask(questions[0])  # warm-up
+    stage1.max_rationale_tokens = max_tokens
+    stage2.answers([questions[0]], [stage1.rationales([questions[0]])[0].text])  # warm-up
     rows = []
     for q in questions:
-        rationale, t1 = timed(lambda q=q: student.rationales([q])[0])
-        answer, t2 = timed(lambda q=q, r=rationale: student.answers([q], [r.text])[0])
-        tokens = len(lm.tokenizer(rationale.text, add_special_tokens=False)["input_ids"])
+        rationale, t1 = timed(lambda q=q: stage1.rationales([q])[0])
+        answer, t2 = timed(lambda q=q, r=rationale: stage2.answers([q], [r.text])[0])
+        tokens = len(stage1.lm.tokenizer(rationale.text, add_special_tokens=False)["input_ids"])
         rows.append(
             {
                 "id": q.id,
@@ -87,8 +104,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Settings.from_env().data_dir)
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--adapters", type=Path, help="stage adapters [default: the shipped ones]; 'none' for the bare base")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency.json"))
     args = parser.parse_args()
+    adapters = default_adapters(args.adapters, SMOLLM2)
     questions = load_split("arc_easy", "dev", args.data_dir)[: args.questions] if args.data_dir else sample_questions()[: args.questions]
 
     with tempfile.TemporaryDirectory() as fresh:
@@ -97,8 +116,8 @@ def main() -> None:
     base = load_model("smollm2-135m", Settings.from_env().cache_dir)
 
     results = {}
-    for name, (lm, threads) in variants(base).items():
-        results[name] = measure(lm, threads, questions, args.max_tokens)
+    for name, (stage1, stage2, threads) in variants(base, adapters).items():
+        results[name] = measure(stage1, stage2, threads, questions, args.max_tokens)
         print(f"measured {name}", flush=True)
     reference = [r["answer"] for r in next(iter(results.values()))["rows"]]
     for summary in results.values():
@@ -109,6 +128,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads max, {platform.processor() or platform.platform()}",
         "torch": torch.__version__,
         "questions": f"{len(questions)} x {questions[0].source}",
+        "adapters": {stage: str(path) for stage, path in adapters.items()},
         "cold_load_gguf_s": cold,
         "warm_load_cache_s": warm,
         "variants": results,
