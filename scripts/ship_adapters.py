@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from scicot_core.evaluate import VARIANTS
+from scicot_core.evaluate import VARIANTS, bar_chart
 from scicot_core.models import SMOLLM2_HUB
 from scicot_core.pipeline import BUNDLED_ADAPTERS
 
@@ -44,16 +44,20 @@ def ship(source: Path, stages: list[str], dest: Path) -> dict[str, dict]:
     return info
 
 
-def scores_table(reports: Path) -> str:
-    """One row per data set, one column per variant, from `<reports>/<dataset>-<split>-<variant>/results.json`."""
-    cells: dict[str, dict[str, str]] = {}
+def scores(reports: Path) -> dict[str, dict[str, float | None]]:
+    """Accuracy by data set and variant, from `<reports>/<dataset>-<split>-<variant>/results.json`."""
+    found: dict[str, dict[str, float | None]] = {}
     for path in sorted(reports.glob("*/results.json")):
         result = json.loads(path.read_text())
-        for variant, accuracy in result["accuracy"].items():
-            cells.setdefault(f"{result['title']} ({result['n']})", {})[variant] = "n/a" if accuracy is None else f"{accuracy:.1%}"
+        found.setdefault(f"{result['title']} ({result['n']})", {}).update(result["accuracy"])
+    return found
+
+
+def scores_table(found: dict[str, dict[str, float | None]]) -> str:
     lines = ["| questions | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
-    for name, row in cells.items():
-        lines.append(f"| {name} | " + " | ".join(row.get(v, "not yet run") for v in VARIANTS) + " |")
+    for name, row in found.items():
+        cells = ["not yet run" if v not in row else "n/a" if row[v] is None else f"{row[v]:.1%}" for v in VARIANTS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -100,6 +104,8 @@ zero-shot column is the bare base model scoring each choice's text after the que
 
 {table}
 
+![accuracy by variant on each test set](accuracy.png)
+
 ## Limits
 
 A 135M model writes short rationales that are often wrong or only restate a choice; stage 2
@@ -117,7 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     info = ship(args.source, args.stages, args.dest)
     notes = args.notes.read_text() if args.notes else ""
-    (args.dest / "README.md").write_text(model_card(info, scores_table(args.reports), notes))
+    found = scores(args.reports)
+    (args.dest / "README.md").write_text(model_card(info, scores_table(found), notes))
+    bar_chart(found, args.dest / "accuracy.png", chance=0.25)
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file())
     print(f"shipped {', '.join(info)} to {args.dest} ({size / 1e6:.1f} MB)")
 
