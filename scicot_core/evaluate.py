@@ -136,8 +136,9 @@ def bar_chart(groups: dict[str, dict[str, float | None]], path: Path, chance: fl
     fig, ax = plt.subplots(figsize=(max(5, 2.2 * len(groups)), 3.6), dpi=120)
     width = 0.8 / max(1, len(variants))
     for i, v in enumerate(variants):
-        xs = [j + i * width for j in range(len(groups))]
-        ys = [100 * (g.get(v) or 0) for g in groups.values()]
+        present = [(j, g[v]) for j, g in enumerate(groups.values()) if g.get(v) is not None]  # no bar for a variant not run
+        xs = [j + i * width for j, _ in present]
+        ys = [100 * acc for _, acc in present]
         bars = ax.bar(xs, ys, width, label=v)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     if chance:
