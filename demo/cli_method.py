@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -11,10 +12,10 @@ from tqdm import tqdm
 
 from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
-from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
-from scicot_core.formats import TEACHER_MODES
+from scicot_core.evaluate import NEEDS_ADAPTER, VARIANTS, available, evaluate, write_report
+from scicot_core.formats import FORMAT_VERSION, TEACHER_MODES
 from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
-from scicot_core.questions import DATASETS, HUB_SPLITS, load_jsonl, load_split
+from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.teach import teach as run_teach
 from scicot_core.train import TrainConfig
@@ -184,11 +185,18 @@ def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size,
     found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", found)
+    for variant in variants:
+        stage = NEEDS_ADAPTER.get(variant)
+        if stage and stage not in found:
+            raise ConfigError(
+                f"variant {variant} needs a {stage}/ adapter in the adapter set; train it with `scicot train --stage {stage}`."
+            )
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, Student.max_rationale_tokens_default)
     given = checkpoint.load()
     if given:
         click.echo(f"resuming: reusing {sum(map(len, given.values()))} rationales generated before in {checkpoint.path}")
-    given.setdefault("two-stage", {}).update(reused)
+    earlier = {i: Rationale(i, text, "student", "reused from an earlier run") for i, text in reused.items()}
+    given.setdefault("two-stage", {}).update(earlier)
     student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
     variants = available(student, variants or VARIANTS)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
@@ -202,26 +210,32 @@ def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size,
 
 
 class GeneratedCheckpoint:
-    """Rationales an evaluation has generated so far, one JSON line per rationale with the
-    adapter that wrote it, so an interrupted run resumes without generating them again. Lines
-    from another adapter, and a torn last line, are ignored."""
+    """Rationales an evaluation has generated so far, one JSON line each, so an interrupted run
+    resumes without generating them again. Each line records what wrote it (base model, the
+    adapter's path and a hash of its weights, the text format, the length limit); only lines
+    written exactly as this run would write them are reused. A torn last line is ignored."""
 
     STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
 
-    def __init__(self, path: Path, adapters: dict[str, Path]):
+    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int):
         self.path = path
-        self.writer = {v: str(Path(adapters[s]).resolve()) if s in adapters else "base" for v, s in self.STAGE.items()}
+        self.writer = {v: _writer(base_model, adapters.get(stage), max_tokens) for v, stage in self.STAGE.items()}
 
-    def load(self) -> dict[str, dict[str, str]]:
-        given: dict[str, dict[str, str]] = {}
+    def load(self) -> dict[str, dict[str, Rationale]]:
+        given: dict[str, dict[str, Rationale]] = {}
         if not self.path.exists():
             return given
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        text = self.path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # a torn last line: end it, so new lines start clean
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("\n")
+        for line in text.splitlines():
             try:
                 row = json.loads(line)
-                if self.writer.get(row["variant"]) == row["adapter"]:
-                    given.setdefault(row["variant"], {})[row["id"]] = row["rationale"]
-            except (ValueError, KeyError, TypeError):
+                variant, rationale = row["variant"], row["rationale"]
+                if self.writer.get(variant) == row["writer"] and isinstance(rationale, str):
+                    given.setdefault(variant, {})[row["id"]] = Rationale(row["id"], rationale, "student", row["model_id"], row["ms"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
         return given
 
@@ -229,7 +243,20 @@ class GeneratedCheckpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             for r in rationales:
-                f.write(json.dumps({"variant": variant, "id": r.question_id, "rationale": r.text, "adapter": self.writer[variant]}) + "\n")
+                row = {"variant": variant, "id": r.question_id, "rationale": r.text, "model_id": r.model_id, "ms": r.duration_ms}
+                f.write(json.dumps(row | {"writer": self.writer[variant]}) + "\n")
+
+
+def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:
+    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights and weights.exists() else None
+    return {
+        "base": base_model,
+        "adapter": str(Path(adapter).resolve()) if adapter else None,
+        "weights": digest,
+        "format": FORMAT_VERSION,
+        "max_tokens": max_tokens,
+    }
 
 
 def _store_student_rationales(db_path: Path, questions, result: dict, settings: Settings) -> None:

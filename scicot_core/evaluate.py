@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import formats
@@ -14,12 +15,12 @@ from .pipeline import Answer, Student
 from .questions import Question, Rationale
 
 VARIANTS = ("zero-shot", "answer-only", "single-stage", "two-stage")
+NEEDS_ADAPTER = {"answer-only": "answer-only", "single-stage": "single-stage"}  # baseline variant -> its stage
 
 
 def available(student: Student, wanted: Sequence[str] = VARIANTS) -> list[str]:
     """The variants this student can run: baselines need their adapters."""
-    needs = {"answer-only": "answer-only", "single-stage": "single-stage"}
-    return [v for v in wanted if v not in needs or student.has(needs[v])]
+    return [v for v in wanted if v not in NEEDS_ADAPTER or student.has(NEEDS_ADAPTER[v])]
 
 
 def evaluate(
@@ -28,7 +29,7 @@ def evaluate(
     variants: Sequence[str] = VARIANTS,
     batch_size: int = 16,
     progress: Callable | None = None,
-    given: dict[str, dict[str, str]] | None = None,
+    given: dict[str, dict[str, Rationale]] | None = None,
     on_generated: Callable[[str, list[Rationale]], None] | None = None,
 ) -> dict:
     """Run each variant over the questions in batches; returns accuracy, timings and predictions.
@@ -69,7 +70,7 @@ def evaluate(
 
 
 def _run(
-    student: Student, variant: str, part: list[Question], batch_size: int, reuse: dict[str, str], on_generated: Callable | None
+    student: Student, variant: str, part: list[Question], batch_size: int, reuse: dict[str, Rationale], on_generated: Callable | None
 ) -> tuple[list[Answer], list[Rationale]]:
     if variant == "zero-shot":
         return student.zero_shot(part), []
@@ -80,10 +81,7 @@ def _run(
     if generated and on_generated:
         on_generated(variant, generated)
     fresh = iter(generated)
-    texts = [
-        Rationale(q.id, formats.rationale_body(reuse[q.id]), "student", "reused from an earlier run") if q.id in reuse else next(fresh)
-        for q in part
-    ]
+    texts = [replace(reuse[q.id], text=formats.rationale_body(reuse[q.id].text)) if q.id in reuse else next(fresh) for q in part]
     scorer = student.single_stage if variant == "single-stage" else student.answers
     return scorer(part, [r.text for r in texts]), texts
 

@@ -77,7 +77,8 @@ def rationale_target(rationale: str) -> str:
 def answer_input(question: Question, rationale: str) -> str:
     """Stage 2 (answer inferrer): the question and the rationale; each choice's text is then
     scored as the continuation. The choices are not listed here: on dev, listing lettered choices
-    before the answer cost this 135M model 4 to 8 points (docs/benchmarks.md)."""
+    before the answer cost this 135M model 2 to 5 points here and 15 to 33 in the answer-only
+    baseline (docs/benchmarks.md)."""
     return f"Question: {question.stem}\nRationale: {rationale_body(rationale)}\nAnswer:"
 
 
@@ -114,8 +115,9 @@ _LETTERED_ANSWER = re.compile(r"\s*\b(?:thus|so|therefore|hence),?\s+the\s+answe
 
 
 def rationale_body(text: str) -> str:
-    """A cleaned rationale without its final lettered answer sentence ("Thus, the answer is (b)
-    ..."). Stage 2 reads only this, so it must weigh the reasoning instead of copying a letter."""
+    """A cleaned rationale cut where it names a lettered answer ("Thus, the answer is (b) ...",
+    also "So the answer is: (2)"): that sentence and anything after it go. Stage 2 reads only
+    this, so it must weigh the reasoning instead of copying a letter."""
     return _LETTERED_ANSWER.sub("", clean_rationale(text)).strip()
 
 

@@ -44,8 +44,14 @@ class Student:
     """A base model plus optional LoRA adapters per stage (`rationale`, `answer`, and the
     baselines' `answer-only`, `single-stage`), all on the one loaded model."""
 
+    max_rationale_tokens_default = 64
+
     def __init__(
-        self, lm: LanguageModel, adapters: dict[str, Path] | None = None, max_rationale_tokens: int = 64, length_normalise: bool = True
+        self,
+        lm: LanguageModel,
+        adapters: dict[str, Path] | None = None,
+        max_rationale_tokens: int = max_rationale_tokens_default,
+        length_normalise: bool = True,
     ):
         self.lm = lm
         self.max_rationale_tokens = max_rationale_tokens

@@ -78,6 +78,8 @@ def examples(stage: str, records: list[DistillRecord], instruct, student_texts: 
     out = []
     for r in records:
         q, gold = r.question, r.question.choice(r.question.answer_key)
+        if stage != "answer-only" and not formats.rationale_body(r.rationale):
+            continue  # only a lettered answer, no reasoning: nothing to learn to write or read
         if stage == "rationale":
             out.append((instruct(formats.rationale_input(q)), formats.rationale_target(r.rationale)))
         elif stage == "answer":

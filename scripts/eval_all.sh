@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ADAPTERS=${ADAPTERS:-runs/adapters}
 SPLIT=${SPLIT:-test}
-OUT=${OUT:-runs/$SPLIT}
+OUT=${OUT:-runs/$SPLIT${LIMIT:+-first$LIMIT}}
 EXTRA=${LIMIT:+--limit $LIMIT}
 for variant in zero-shot answer-only two-stage single-stage; do
   for ds in openbookqa arc_challenge arc_easy; do

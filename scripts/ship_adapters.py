@@ -1,7 +1,7 @@
 """Copy trained stage adapters into the package as the default distilled student, with a model
 card built from their training configs and logs and from the evaluation reports.
 
-    .venv/bin/python scripts/ship_adapters.py runs/v2/adapters --stages rationale answer answer-only \
+    .venv/bin/python scripts/ship_adapters.py runs/v3/adapters --stages rationale answer answer-only \
         --reports runs/v2/test --notes docs/model_card_notes.md
 
 Only what loading needs is copied (adapter_config.json, adapter_model.safetensors) plus the
@@ -24,15 +24,17 @@ SETTINGS = ("lora_r", "lora_alpha", "target_modules", "learning_rate", "batch_si
 
 
 def ship(source: Path, stages: list[str], dest: Path) -> dict[str, dict]:
-    """Copy each stage's adapter; returns its training config and run summary by stage."""
-    if dest.exists():
-        shutil.rmtree(dest)
+    """Copy each stage's adapter into a fresh folder that then replaces `dest` (nothing is
+    touched unless every stage is there); returns each stage's training config and run summary."""
+    for stage in stages:
+        missing = [name for name in KEEP if not (source / stage / name).exists()]
+        if missing:
+            raise SystemExit(f"{source / stage} lacks {missing}: train the stage first (scicot train --stage {stage}).")
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
     info = {}
     for stage in stages:
-        src, out = source / stage, dest / stage
-        missing = [name for name in KEEP if not (src / name).exists()]
-        if missing:
-            raise SystemExit(f"{src} lacks {missing}: train the stage first (scicot train --stage {stage}).")
+        src, out = source / stage, staging / stage
         out.mkdir(parents=True)
         for name in KEEP:
             shutil.copy2(src / name, out / name)
@@ -41,11 +43,15 @@ def ship(source: Path, stages: list[str], dest: Path) -> dict[str, dict]:
         (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
         log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
         info[stage] = {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1]}
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
     return info
 
 
 def scores(reports: Path) -> dict[str, dict[str, float | None]]:
-    """Accuracy by data set and variant, from `<reports>/<dataset>-<split>-<variant>/results.json`."""
+    """Accuracy by data set and variant, from every `<reports>/*/results.json` (eval_all.sh writes
+    one folder per data set and variant)."""
     found: dict[str, dict[str, float | None]] = {}
     for path in sorted(reports.glob("*/results.json")):
         result = json.loads(path.read_text())
@@ -99,8 +105,9 @@ chosen on the dev splits only.
 
 ## Scores
 
-Accuracy on the test splits (`scicot eval`, all four variants on the same questions; the
-zero-shot column is the bare base model scoring each choice's text after the question):
+Accuracy on the full test splits (`scripts/eval_all.sh`: each variant on every question of the
+split; the zero-shot column is the bare base model scoring each choice's text after the
+question; "not yet run" means what it says):
 
 {table}
 

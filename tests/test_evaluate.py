@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from demo.cli import main
 from scicot_core.evaluate import available, evaluate, write_report
 from scicot_core.pipeline import Student
-from scicot_core.questions import Choice, Question
+from scicot_core.questions import Choice, Question, Rationale
 
 
 class ScriptedLM:
@@ -63,13 +63,13 @@ def test_accuracy_by_hand(tmp_path):
 def test_two_stage_reuses_given_rationales_and_generates_the_rest():
     lm = ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"})
     seen = []
-    given = {"two-stage": {"q2": "Given here. Thus, the answer is (B) b"}}
+    given = {"two-stage": {"q2": Rationale("q2", "Given here. Thus, the answer is (B) b", "student", "earlier")}}
     result = evaluate(
         Student(lm), QUESTIONS, ["two-stage"], batch_size=4, given=given, on_generated=lambda v, rs: seen.append((v, len(rs)))
     )
     assert lm.generated == 3 and result["reused_rationales"] == {"two-stage": 1} and seen == [("two-stage", 3)]
     assert [p["two-stage"]["rationale"] for p in result["predictions"]] == ["Because.", "Given here.", "Because.", "Because."]
-    assert [r.model_id for r in result["rationales"]["two-stage"]][:2] == ["scripted", "reused from an earlier run"]
+    assert [r.model_id for r in result["rationales"]["two-stage"]][:2] == ["scripted", "earlier"]
 
 
 def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_dir):
@@ -124,9 +124,10 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     checkpoint = out / "generated.partial.jsonl"
     kept = [json.loads(line) for line in checkpoint.read_text().splitlines()]
     assert [k["id"] for k in kept] == ["q1", "q2", "q3", "q4"] and not (out / "results.json").exists()
-    # A torn last line and a line written by another adapter are ignored.
+    # A line written by another model, and a torn last line, are ignored.
     with open(checkpoint, "a") as f:
-        f.write(json.dumps(kept[0] | {"id": "q9", "adapter": "/elsewhere"}) + '\n{"variant": "two-st')
+        f.write(json.dumps(kept[0] | {"id": "q1", "rationale": "stale", "writer": kept[0]["writer"] | {"base": "other"}}) + "\n")
+        f.write('{"variant": "two-st')
     monkeypatch.setattr(Student, "answers", real)
     generated = []
     real_rationales = Student.rationales
@@ -137,3 +138,11 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
     assert [p["two-stage"]["rationale"] for p in preds] == [k["rationale"] for k in kept]
     assert not checkpoint.exists()
+
+
+def test_eval_refuses_a_baseline_variant_without_its_adapter(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
+    env = {"SCICOT_STUDENT": str(tmp_path / "no-such-model"), "SCICOT_DATA_DIR": ""}
+    result = CliRunner().invoke(main, ["eval", "--questions", str(path), "--variant", "single-stage", "--adapters", str(tmp_path)], env=env)
+    assert result.exit_code == 1 and "needs a single-stage/ adapter" in result.output

@@ -146,3 +146,13 @@ def test_stage_two_can_also_learn_from_student_rationales(tmp_path, distill_set,
     preds.write_text('{"id": "x"}\n')
     with pytest.raises(ConfigError, match="predictions.jsonl"):
         load_records(config)
+
+
+def test_a_rationale_that_is_only_a_lettered_answer_teaches_no_stage_that_reads_or_writes_one():
+    from scicot_core.distill import DistillRecord
+
+    q = sample_items()[0][0]
+    records = [DistillRecord(q, f"Thus, the answer is ({q.answer_key})", "t"), DistillRecord(q, "Real reasoning here.", "t")]
+    for stage in ("rationale", "answer", "single-stage"):
+        assert len(examples(stage, records, lambda t: t)) == 1, stage
+    assert len(examples("answer-only", records, lambda t: t)) == 2
