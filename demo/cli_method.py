@@ -14,7 +14,7 @@ from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
 from scicot_core.evaluate import NEEDS_ADAPTER, VARIANTS, available, evaluate, write_report
 from scicot_core.formats import FORMAT_VERSION, TEACHER_MODES
-from scicot_core.pipeline import STAGES, Student, default_adapters, find_adapters
+from scicot_core.pipeline import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.teach import teach as run_teach
@@ -191,7 +191,7 @@ def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size,
             raise ConfigError(
                 f"variant {variant} needs a {stage}/ adapter in the adapter set; train it with `scicot train --stage {stage}`."
             )
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, Student.max_rationale_tokens_default)
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, MAX_RATIONALE_TOKENS)
     given = checkpoint.load()
     if given:
         click.echo(f"resuming: reusing {sum(map(len, given.values()))} rationales generated before in {checkpoint.path}")
@@ -272,10 +272,8 @@ def _store_student_rationales(db_path: Path, questions, result: dict, settings: 
             store.add_rationale(rationale)
         except DataError:  # e.g. a generated rationale with HTML in it: not stored, counted
             refused += 1
-    folder = settings.data_dir / "rationales" if settings.data_dir else None
-    files = sorted(folder.glob("*.jsonl")) if folder and folder.is_dir() else []
-    if files:
-        stored = StoredTeacher.from_files(files)
+    stored = StoredTeacher.from_data_dir(settings.data_dir)
+    if stored is not None:
         have = [q for q in questions if stored.has(q.id)]
         store.add_rationales(stored.rationales(have))
     click.echo(

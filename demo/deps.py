@@ -110,9 +110,8 @@ class Deps:
         return (rows[-1]["text"], f"stored {rows[-1]['source']} rationale ({rows[-1]['model_id']})") if rows else None
 
     def _data_rationales(self) -> StoredTeacher | None:
-        folder = self.settings.data_dir / "rationales" if self.settings.data_dir else None
-        if self._stored is None and folder and folder.is_dir() and any(folder.glob("*.jsonl")):
-            self._stored = StoredTeacher.from_files(sorted(folder.glob("*.jsonl")))
+        if self._stored is None:
+            self._stored = StoredTeacher.from_data_dir(self.settings.data_dir)
         return self._stored
 
 

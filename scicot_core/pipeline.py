@@ -16,6 +16,7 @@ from .lm import LanguageModel
 from .questions import Question, Rationale
 
 STAGES = ("rationale", "answer", "answer-only", "single-stage")
+MAX_RATIONALE_TOKENS = 64  # stage 1's generation limit
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,11 @@ class Student:
     """A base model plus optional LoRA adapters per stage (`rationale`, `answer`, and the
     baselines' `answer-only`, `single-stage`), all on the one loaded model."""
 
-    max_rationale_tokens_default = 64
-
     def __init__(
         self,
         lm: LanguageModel,
         adapters: dict[str, Path] | None = None,
-        max_rationale_tokens: int = max_rationale_tokens_default,
+        max_rationale_tokens: int = MAX_RATIONALE_TOKENS,
         length_normalise: bool = True,
     ):
         self.lm = lm

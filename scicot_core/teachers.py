@@ -206,6 +206,13 @@ class StoredTeacher:
         return cls(by_id, model_id="stored", note="stored rationales from " + ", ".join(names))
 
     @classmethod
+    def from_data_dir(cls, data_dir: Path | None) -> StoredTeacher | None:
+        """The rationale files of a data directory (`<data_dir>/rationales/*.jsonl`), or None."""
+        folder = Path(data_dir) / "rationales" if data_dir else None
+        files = sorted(folder.glob("*.jsonl")) if folder and folder.is_dir() else []
+        return cls.from_files(files) if files else None
+
+    @classmethod
     def samples(cls) -> StoredTeacher:
         """The bundled sample set's reference rationales."""
         by_id = {q.id: (text, "reference (SciCoT sample set)") for q, text in sample_items()}
@@ -238,11 +245,10 @@ def _http(settings: Settings, _load) -> Teacher:
 
 
 def _stored(settings: Settings, _load) -> Teacher:
-    folder = settings.data_dir / "rationales" if settings.data_dir else None
-    files = sorted(folder.glob("*.jsonl")) if folder and folder.is_dir() else []
-    if not files:
+    stored = StoredTeacher.from_data_dir(settings.data_dir)
+    if stored is None:
         raise ConfigError("teacher 'stored' needs rationale files in $SCICOT_DATA_DIR/rationales/*.jsonl.")
-    return StoredTeacher.from_files(files)
+    return stored
 
 
 TEACHERS: dict[str, TeacherFactory] = {
