@@ -30,6 +30,14 @@ from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
 
 
+def shown(path: Path) -> str:
+    """A path as the report shows it: relative to the project when it lies inside."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -46,9 +54,23 @@ def merged(base: LanguageModel, adapter: Path | None) -> LanguageModel:
     return LanguageModel(model, base.tokenizer, base.model_id)
 
 
-def int8(lm: LanguageModel, lookup: int = 0) -> LanguageModel:
-    quantised = torch.ao.quantization.quantize_dynamic(lm.model, {torch.nn.Linear}, dtype=torch.qint8)
-    return LanguageModel(quantised, lm.tokenizer, lm.model_id, prompt_lookup=lookup)
+def int8(lm: LanguageModel, per_channel: bool = False) -> LanguageModel:
+    """Dynamic int8 quantisation of the Linear layers: every one with one scale per tensor, or
+    the decoder's only with one scale per output channel (the output layer stays fp32)."""
+    ao = torch.ao.quantization
+    if per_channel:
+        spec = {name: ao.per_channel_dynamic_qconfig for name, m in lm.model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"}
+    else:
+        spec = {torch.nn.Linear}
+    quantised = ao.quantize_dynamic(lm.model, spec, dtype=torch.qint8)  # a quantised copy
+    return LanguageModel(quantised, lm.tokenizer, lm.model_id)
+
+
+class WithoutEarlyStop(LanguageModel):
+    """Generates to EOS or the token limit, as stage 1 did before it stopped at the answer sentence."""
+
+    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None):
+        return super().generate(prompts, max_new_tokens, adapter)
 
 
 def variants(base: LanguageModel, adapters: dict[str, Path]) -> dict:
@@ -57,11 +79,14 @@ def variants(base: LanguageModel, adapters: dict[str, Path]) -> dict:
     cores = torch.get_num_threads()
     stage1, stage2 = merged(base, adapters.get("rationale")), merged(base, adapters.get("answer"))  # before attaching
     reference = Student(base, adapters)
+    unstopped = copy.copy(base)  # the same weights and adapters, generating without the stop
+    unstopped.__class__ = WithoutEarlyStop
     return {
         f"fp32, {cores} threads, adapters attached (the default)": (reference, reference, cores),
+        "the same without stopping at the answer sentence": (Student(unstopped, adapters), reference, cores),
         "fp32, adapters merged per stage": (Student(stage1), Student(stage2), cores),
         "int8 dynamic Linear, merged per stage": (Student(int8(stage1)), Student(int8(stage2)), cores),
-        "int8 merged + prompt-lookup decoding": (Student(int8(stage1, lookup=5)), Student(int8(stage2)), cores),
+        "int8 per channel (output layer fp32), merged per stage": (Student(int8(stage1, True)), Student(int8(stage2, True)), cores),
     }
 
 
@@ -81,6 +106,7 @@ def measure(stage1: Student, stage2: Student, threads: int, questions, max_token
                 "stage2_s": t2,
                 "ask_s": t1 + t2,
                 "tokens": tokens,
+                "rationale": rationale.text,
                 "answer": answer.label,
                 "correct": answer.label == q.answer_key,
             }
@@ -93,7 +119,8 @@ def summarise(rows: list[dict]) -> dict:
     return {
         "ask_p50_s": statistics.median(asks),
         "ask_p90_s": asks[min(len(asks) - 1, int(0.9 * len(asks)))],
-        "stage1_tokens_per_s": sum(r["tokens"] for r in rows) / sum(r["stage1_s"] for r in rows),
+        "stage1_mean_s": statistics.mean(r["stage1_s"] for r in rows),
+        "rationale_tokens_mean": statistics.mean(r["tokens"] for r in rows),
         "stage2_mean_s": statistics.mean(r["stage2_s"] for r in rows),
         "accuracy": statistics.mean(r["correct"] for r in rows),
     }
@@ -119,16 +146,17 @@ def main() -> None:
     for name, (stage1, stage2, threads) in variants(base, adapters).items():
         results[name] = measure(stage1, stage2, threads, questions, args.max_tokens)
         print(f"measured {name}", flush=True)
-    reference = [r["answer"] for r in next(iter(results.values()))["rows"]]
+    reference = next(iter(results.values()))["rows"]
     for summary in results.values():
-        summary["agreement"] = statistics.mean(a == r["answer"] for a, r in zip(reference, summary["rows"]))
+        summary["agreement"] = statistics.mean(a["answer"] == r["answer"] for a, r in zip(reference, summary["rows"]))
+        summary["same_rationale"] = statistics.mean(a["rationale"] == r["rationale"] for a, r in zip(reference, summary["rows"]))
 
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads max, {platform.processor() or platform.platform()}",
         "torch": torch.__version__,
         "questions": f"{len(questions)} x {questions[0].source}",
-        "adapters": {stage: str(path) for stage, path in adapters.items()},
+        "adapters": {stage: shown(path) for stage, path in adapters.items()},
         "cold_load_gguf_s": cold,
         "warm_load_cache_s": warm,
         "variants": results,
@@ -136,11 +164,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\ncold load (GGUF -> dequantise -> cache): {cold:.1f} s; warm load (safetensors cache): {warm:.2f} s")
-    print("| variant | ask p50 (s) | ask p90 (s) | stage-1 tok/s | stage-2 mean (s) | answers agree | accuracy |")
-    print("|---|---|---|---|---|---|---|")
+    print("| variant | ask p50 (s) | ask p90 (s) | stage-1 mean (s) | rationale tokens kept | stage-2 mean (s) | same rationale | answers agree | accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, s in results.items():
         print(
-            f"| {name} | {s['ask_p50_s']:.2f} | {s['ask_p90_s']:.2f} | {s['stage1_tokens_per_s']:.1f} | {s['stage2_mean_s']:.2f} | {s['agreement']:.0%} | {s['accuracy']:.0%} |"
+            f"| {name} | {s['ask_p50_s']:.2f} | {s['ask_p90_s']:.2f} | {s['stage1_mean_s']:.2f} | {s['rationale_tokens_mean']:.1f} | {s['stage2_mean_s']:.2f} | {s['same_rationale']:.0%} | {s['agreement']:.0%} | {s['accuracy']:.0%} |"
         )
     print(f"\nwrote {args.out}")
 

@@ -11,7 +11,7 @@ import re
 from .errors import ConfigError
 from .questions import Choice, Question
 
-FORMAT_VERSION = "scicot-v2"
+FORMAT_VERSION = "scicot-v3"
 TEACHER_MODES = ("rationalize", "cot")
 
 TEACHER_SYSTEM = (
@@ -111,14 +111,22 @@ def clean_rationale(text: str) -> str:
     return " ".join(text.split())
 
 
-_LETTERED_ANSWER = re.compile(r"\s*\b(?:thus|so|therefore|hence),?\s+the\s+answer\s+is\s*:?\s*\(\s*[A-Za-z0-9]\s*\).*$", re.IGNORECASE)
+_ANSWER_SENTENCE = re.compile(r"\b(?:thus|so|therefore|hence),?\s+the\s+answer\s+is\b", re.IGNORECASE)
 
 
 def rationale_body(text: str) -> str:
-    """A cleaned rationale cut where it names a lettered answer ("Thus, the answer is (b) ...",
-    also "So the answer is: (2)"): that sentence and anything after it go. Stage 2 reads only
-    this, so it must weigh the reasoning instead of copying a letter."""
-    return _LETTERED_ANSWER.sub("", clean_rationale(text)).strip()
+    """A cleaned rationale cut where it states its answer ("Thus, the answer is (b) ...", also
+    "so the answer is heat"): that sentence and anything after it go. Stage 2 reads only this,
+    so it must weigh the reasoning instead of copying a conclusion."""
+    text = clean_rationale(text)
+    found = _ANSWER_SENTENCE.search(text)
+    return (text[: found.start()] if found else text).strip()
+
+
+def rationale_finished(text: str) -> bool:
+    """Whether a rationale being generated can stop: nothing after this point would survive
+    `rationale_body` (its answer sentence, or the single-stage answer line, has begun)."""
+    return SINGLE_STAGE_STOP in text or _ANSWER_SENTENCE.search(text) is not None
 
 
 _ANSWER_PATTERNS = [

@@ -5,7 +5,7 @@ completion scoring, for causal and seq2seq models alike, with optional named LoR
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,9 +84,11 @@ class LanguageModel:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
-    def _gen_kwargs(self, max_new_tokens: int, batch: int = 1) -> dict:
+    def _gen_kwargs(self, enc: dict, max_new_tokens: int, stop: Callable[[str], bool] | None) -> dict:
+        batch = enc["input_ids"].shape[0]
         lookup = {"prompt_lookup_num_tokens": self.prompt_lookup} if batch == 1 and self.prompt_lookup and not self.is_seq2seq else {}
-        return lookup | {
+        stopping = {"stopping_criteria": _text_stop(self.tokenizer, 0 if self.is_seq2seq else enc["input_ids"].shape[1], stop)} if stop else {}
+        return enc | lookup | stopping | {
             "max_new_tokens": max_new_tokens,
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -94,19 +96,25 @@ class LanguageModel:
         }
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, adapter: str | None = None) -> list[str]:
-        """Greedy continuations of a batch of prompts (left padding)."""
+    def generate(
+        self, prompts: Sequence[str], max_new_tokens: int = 64, adapter: str | None = None, stop: Callable[[str], bool] | None = None
+    ) -> list[str]:
+        """Greedy continuations of a batch of prompts (left padding). `stop(text so far)` ends a
+        sequence early once it returns True (the text up to then is returned; it is identical to
+        the start of the unstopped continuation)."""
         if not prompts:
             return []
         with self.using(adapter):
             enc = self._encode_prompts(prompts)
-            out = self.model.generate(**enc, **self._gen_kwargs(max_new_tokens, len(prompts)))
+            out = self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop))
         if not self.is_seq2seq:
             out = out[:, enc["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
-    def stream(self, prompt: str, max_new_tokens: int = 64, adapter: str | None = None) -> Iterator[str]:
-        """Yield the text generated so far, growing, as tokens arrive."""
+    def stream(
+        self, prompt: str, max_new_tokens: int = 64, adapter: str | None = None, stop: Callable[[str], bool] | None = None
+    ) -> Iterator[str]:
+        """Yield the text generated so far, growing, as tokens arrive (`stop` as in `generate`)."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.is_seq2seq, skip_special_tokens=True)
@@ -116,7 +124,7 @@ class LanguageModel:
             try:
                 with torch.inference_mode(), self.using(adapter):
                     enc = self._encode_prompts([prompt])
-                    self.model.generate(**enc, **self._gen_kwargs(max_new_tokens), streamer=streamer)
+                    self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop), streamer=streamer)
             except BaseException as e:  # surfaced in the caller's thread below
                 errors.append(e)
                 streamer.on_finalized_text("", stream_end=True)
@@ -192,3 +200,16 @@ class LanguageModel:
         keep = labels != -100
         picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
         return [(picked[i].sum().item(), int(keep[i].sum())) for i in range(len(comp_ids))]
+
+
+def _text_stop(tokenizer, start: int, stop: Callable[[str], bool]):
+    """Stopping criteria that end each sequence of a batch once `stop` says its generated text
+    (tokens from `start` on) is complete."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class TextStop(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+            texts = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor([stop(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([TextStop()])

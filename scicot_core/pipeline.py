@@ -82,7 +82,7 @@ class Student:
         for i in range(0, len(questions), batch_size):
             part = questions[i : i + batch_size]
             start = time.perf_counter()
-            texts = self.lm.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage))
+            texts = self.lm.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), formats.rationale_finished)
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.lm.model_id + (f" + LoRA[{stage}]" if self.has(stage) else "")
             out += [Rationale(q.id, formats.rationale_body(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)]
@@ -91,7 +91,7 @@ class Student:
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
-        for text in self.lm.stream(prompt, self.max_rationale_tokens, self._adapter("rationale")):
+        for text in self.lm.stream(prompt, self.max_rationale_tokens, self._adapter("rationale"), formats.rationale_finished):
             yield formats.rationale_body(text)
 
     # -- stage 2 and the baselines -------------------------------------------------------------

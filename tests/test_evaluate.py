@@ -26,7 +26,7 @@ class ScriptedLM:
     def instruct(self, text):
         return text
 
-    def generate(self, prompts, max_new_tokens=64, adapter=None):
+    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None):
         self.generated += len(prompts)
         return ["Because. Thus, the answer is (A)."] * len(prompts)
 

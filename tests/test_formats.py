@@ -18,11 +18,11 @@ def test_stage_inputs():
     assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: heat"
 
 
-def test_stage_two_and_stage_one_targets_drop_the_lettered_answer_sentence():
-    teacher = "Heat adds energy. So, the answer is heat. Thus, the answer is (b) heat"
-    assert formats.answer_input(Q, teacher).endswith("Rationale: Heat adds energy. So, the answer is heat.\nAnswer:")
-    assert formats.rationale_target(teacher) == " Heat adds energy. So, the answer is heat."
-    assert formats.single_stage_target(teacher, Q.choices[1]) == " Heat adds energy. So, the answer is heat.\nAnswer: heat"
+def test_stage_two_and_stage_one_targets_drop_the_answer_sentence():
+    teacher = "Heat adds energy. The answer is heat. Thus, the answer is (b) heat"
+    assert formats.answer_input(Q, teacher).endswith("Rationale: Heat adds energy. The answer is heat.\nAnswer:")
+    assert formats.rationale_target(teacher) == " Heat adds energy. The answer is heat."
+    assert formats.single_stage_target(teacher, Q.choices[1]) == " Heat adds energy. The answer is heat.\nAnswer: heat"
 
 
 @pytest.mark.parametrize(
@@ -32,11 +32,29 @@ def test_stage_two_and_stage_one_targets_drop_the_lettered_answer_sentence():
         ("Heat adds energy. therefore the answer is: ( 2 ) and more", "Heat adds energy."),
         ("Thus, the answer is (a) cold", ""),
         ("The answer is heat.", "The answer is heat."),
+        ("Heat adds energy. So the answer is heat. Thus, the answer is (b)", "Heat adds energy."),
+        ("Heat adds energy. Hence, the answer isn't cold.", "Heat adds energy. Hence, the answer isn't cold."),
         ("Thus heat (B) melts ice.", "Thus heat (B) melts ice."),
     ],
 )
 def test_rationale_body(text, body):
     assert formats.rationale_body(text) == body
+
+
+@pytest.mark.parametrize(
+    "text, done",
+    [
+        ("Heat adds energy.", False),
+        ("Heat adds energy. Thus, the answer", False),
+        ("Heat adds energy. Thus, the answer is", True),
+        ("Heat adds energy. so\nthe answer is (b) heat", True),
+        ("Heat adds energy.\nAnswer:", True),
+    ],
+)
+def test_a_rationale_is_finished_once_nothing_more_would_be_kept(text, done):
+    assert formats.rationale_finished(text) is done
+    if done:  # whatever follows is cut, so stopping here changes nothing
+        assert formats.rationale_body(text + " (a) heat. More text.") == formats.rationale_body(text)
 
 
 def test_teacher_prompts():

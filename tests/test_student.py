@@ -29,6 +29,19 @@ def test_stream_ends_with_the_generated_text(tiny_lm, samples):
     assert chunks and chunks[-1] == tiny_lm.generate([prompt], max_new_tokens=8)[0]
 
 
+def test_a_stopped_generation_is_the_start_of_the_unstopped_one(tiny_lm, samples):
+    """Each sequence of a batch stops on its own once `stop` fires; what it wrote is unchanged.
+    (The tiny seq2seq model writes nothing, so there it only has to change nothing.)"""
+    prompts = [tiny_lm.instruct(q.stem) for q in samples[:3]]
+    full = tiny_lm.generate(prompts, max_new_tokens=12)
+    stop = lambda text: len(text.strip()) >= 6  # noqa: E731
+    stopped = tiny_lm.generate(prompts, max_new_tokens=12, stop=stop)
+    streamed = ([""] + list(tiny_lm.stream(prompts[0], max_new_tokens=12, stop=stop)))[-1]
+    for short, long in zip(stopped + [streamed], full + [full[0]]):
+        assert long.startswith(short)
+        assert short == long if tiny_lm.is_seq2seq else 6 <= len(short) < len(long)
+
+
 def test_scores_are_log_probabilities_independent_of_batching(tiny_lm):
     prompts = ["Question: why?\nAnswer:", "Question: what melts ice in spring?\nAnswer:"]
     comps = [" (A) heat", " (B) a long answer here"]
