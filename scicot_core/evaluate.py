@@ -16,11 +16,18 @@ from .questions import Question, Rationale
 
 VARIANTS = ("zero-shot", "answer-only", "single-stage", "two-stage")
 NEEDS_ADAPTER = {"answer-only": "answer-only", "single-stage": "single-stage"}  # baseline variant -> its stage
+STAGES = {"zero-shot": (), "answer-only": ("answer-only",), "single-stage": ("single-stage",), "two-stage": ("rationale", "answer")}
 
 
 def available(student: Student, wanted: Sequence[str] = VARIANTS) -> list[str]:
     """The variants this student can run: baselines need their adapters."""
     return [v for v in wanted if v not in NEEDS_ADAPTER or student.has(NEEDS_ADAPTER[v])]
+
+
+def model_of(student: Student, variant: str) -> str:
+    """What a variant actually runs: the base model and the adapters of its stages, if loaded."""
+    stages = [s for s in STAGES[variant] if student.has(s)]
+    return student.lm.model_id + (f" + LoRA[{', '.join(stages)}]" if stages else "")
 
 
 def evaluate(
@@ -63,6 +70,7 @@ def evaluate(
         "accuracy": accuracy,
         "seconds": timings,
         "model": student.model_id,
+        "models": {v: model_of(student, v) for v in variants},
         "reused_rationales": reused,
         "predictions": list(preds.values()),
         "rationales": rationales,
@@ -114,12 +122,13 @@ def markdown_table(summary: dict) -> str:
     lines = [
         f"**{summary['title']}** ({summary['n']} questions; {summary['model']})",
         "",
-        "| variant | accuracy | seconds |",
-        "|---|---|---|",
+        "| variant | accuracy | seconds | model |",
+        "|---|---|---|---|",
     ]
     for v in summary["variants"]:
         acc = summary["accuracy"][v]
-        lines.append(f"| {v} | {'n/a' if acc is None else f'{acc:.1%}'} | {summary['seconds'][v]} |")
+        model = summary.get("models", {}).get(v, "")
+        lines.append(f"| {v} | {'n/a' if acc is None else f'{acc:.1%}'} | {summary['seconds'][v]} | {model} |")
     return "\n".join(lines) + "\n"
 
 

@@ -53,9 +53,13 @@ def test_accuracy_by_hand(tmp_path):
     result = evaluate(student, QUESTIONS, batch_size=3)
     assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75}
     assert result["predictions"][1]["two-stage"]["label"] == "B"
+    # Each variant names what it ran: zero-shot is the bare base even with adapters loaded.
+    assert result["models"] == {"zero-shot": "scripted", "answer-only": "scripted + LoRA[answer-only]", "two-stage": "scripted"}
     assert result["predictions"][3]["two-stage"]["rationale"] == "Because."  # the lettered answer sentence is cut
     paths = write_report(result, tmp_path / "report", "fixture")
-    assert "| two-stage | 75.0% |" in paths["results.md"].read_text()
+    table = paths["results.md"].read_text().splitlines()
+    assert any(line.startswith("| two-stage | 75.0% |") for line in table)
+    assert any(line.startswith("| answer-only |") and line.endswith("| scripted + LoRA[answer-only] |") for line in table)
     assert len(paths["predictions.jsonl"].read_text().splitlines()) == 4
     assert paths["accuracy.png"].read_bytes()[:4] == b"\x89PNG"
 
