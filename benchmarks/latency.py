@@ -59,7 +59,11 @@ def int8(lm: LanguageModel, per_channel: bool = False) -> LanguageModel:
     the decoder's only with one scale per output channel (the output layer stays fp32)."""
     ao = torch.ao.quantization
     if per_channel:
-        spec = {name: ao.per_channel_dynamic_qconfig for name, m in lm.model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"}
+        spec = {
+            name: ao.per_channel_dynamic_qconfig
+            for name, m in lm.model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name != "lm_head"
+        }
     else:
         spec = {torch.nn.Linear}
     quantised = ao.quantize_dynamic(lm.model, spec, dtype=torch.qint8)  # a quantised copy
@@ -164,7 +168,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\ncold load (GGUF -> dequantise -> cache): {cold:.1f} s; warm load (safetensors cache): {warm:.2f} s")
-    print("| variant | ask p50 (s) | ask p90 (s) | stage-1 mean (s) | rationale tokens kept | stage-2 mean (s) | same rationale | answers agree | accuracy |")
+    print(
+        "| variant | ask p50 (s) | ask p90 (s) | stage-1 mean (s) | rationale tokens kept | stage-2 mean (s) | same rationale | answers agree | accuracy |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, s in results.items():
         print(

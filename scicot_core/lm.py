@@ -87,13 +87,20 @@ class LanguageModel:
     def _gen_kwargs(self, enc: dict, max_new_tokens: int, stop: Callable[[str], bool] | None) -> dict:
         batch = enc["input_ids"].shape[0]
         lookup = {"prompt_lookup_num_tokens": self.prompt_lookup} if batch == 1 and self.prompt_lookup and not self.is_seq2seq else {}
-        stopping = {"stopping_criteria": _text_stop(self.tokenizer, 0 if self.is_seq2seq else enc["input_ids"].shape[1], stop)} if stop else {}
-        return enc | lookup | stopping | {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "repetition_penalty": 1.1,
-        }
+        stopping = (
+            {"stopping_criteria": _text_stop(self.tokenizer, 0 if self.is_seq2seq else enc["input_ids"].shape[1], stop)} if stop else {}
+        )
+        return (
+            enc
+            | lookup
+            | stopping
+            | {
+                "max_new_tokens": max_new_tokens,
+                "do_sample": False,
+                "pad_token_id": self.tokenizer.pad_token_id,
+                "repetition_penalty": 1.1,
+            }
+        )
 
     @torch.inference_mode()
     def generate(

@@ -82,7 +82,9 @@ class Student:
         for i in range(0, len(questions), batch_size):
             part = questions[i : i + batch_size]
             start = time.perf_counter()
-            texts = self.lm.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), formats.rationale_finished)
+            texts = self.lm.generate(
+                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), formats.rationale_finished
+            )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.lm.model_id + (f" + LoRA[{stage}]" if self.has(stage) else "")
             out += [Rationale(q.id, formats.rationale_body(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)]
