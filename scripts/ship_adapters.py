@@ -107,7 +107,7 @@ chosen on the dev splits only.
 
 Accuracy on the full test splits (`scripts/eval_all.sh`: each variant on every question of the
 split; the zero-shot column is the bare base model scoring each choice's text after the
-question; "not yet run" means what it says):
+question{'; "not yet run" means what it says' if "not yet run" in table else ""}):
 
 {table}
 
