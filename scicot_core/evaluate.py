@@ -15,19 +15,15 @@ from .pipeline import Answer, Student
 from .questions import Question, Rationale
 
 VARIANTS = ("zero-shot", "answer-only", "single-stage", "two-stage")
-NEEDS_ADAPTER = {"answer-only": "answer-only", "single-stage": "single-stage"}  # baseline variant -> its stage
-STAGES = {"zero-shot": (), "answer-only": ("answer-only",), "single-stage": ("single-stage",), "two-stage": ("rationale", "answer")}
+VARIANT_STAGES = {"zero-shot": (), "answer-only": ("answer-only",), "single-stage": ("single-stage",), "two-stage": ("rationale", "answer")}
+NEEDS_ADAPTER = {
+    v: VARIANT_STAGES[v][0] for v in ("answer-only", "single-stage")
+}  # baseline variant -> its stage (two-stage runs on the bare base too)
 
 
 def available(student: Student, wanted: Sequence[str] = VARIANTS) -> list[str]:
     """The variants this student can run: baselines need their adapters."""
     return [v for v in wanted if v not in NEEDS_ADAPTER or student.has(NEEDS_ADAPTER[v])]
-
-
-def model_of(student: Student, variant: str) -> str:
-    """What a variant actually runs: the base model and the adapters of its stages, if loaded."""
-    stages = [s for s in STAGES[variant] if student.has(s)]
-    return student.lm.model_id + (f" + LoRA[{', '.join(stages)}]" if stages else "")
 
 
 def evaluate(
@@ -70,7 +66,7 @@ def evaluate(
         "accuracy": accuracy,
         "seconds": timings,
         "model": student.model_id,
-        "models": {v: model_of(student, v) for v in variants},
+        "models": {v: student.model_id_of(VARIANT_STAGES[v]) for v in variants},
         "reused_rationales": reused,
         "predictions": list(preds.values()),
         "rationales": rationales,

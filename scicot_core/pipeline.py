@@ -62,7 +62,12 @@ class Student:
 
     @property
     def model_id(self) -> str:
-        names = sorted(s for s in STAGES if s in self.lm.adapters)
+        """The base model and every loaded adapter."""
+        return self.model_id_of(sorted(STAGES))
+
+    def model_id_of(self, stages) -> str:
+        """What runs for these stages: the base model and those of their adapters that are loaded."""
+        names = [s for s in stages if self.has(s)]
         return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "")
 
     def has(self, stage: str) -> bool:
@@ -86,7 +91,7 @@ class Student:
                 [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), formats.rationale_finished
             )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
-            model_id = self.lm.model_id + (f" + LoRA[{stage}]" if self.has(stage) else "")
+            model_id = self.model_id_of([stage])
             out += [Rationale(q.id, formats.rationale_body(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)]
         return out
 
