@@ -76,10 +76,16 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 )
 @click.option("--student", default=None, help="Student base model name or directory [default: SCICOT_STUDENT or smollm2-135m].")
 @click.option("--max-tokens", default=64, show_default=True, help="Longest student rationale, in tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_json):
+@click.option(
+    "--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Sample this many rationales and average stage 2 over them."
+)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True, help="With --samples > 1.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --samples > 1: same seed, same rationales.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with --samples, every rationale with its own answer).")
+def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samples, temperature, seed, as_json):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
-    from scicot_core.pipeline import Student, default_adapters
+    from scicot_core.lm import Sampling
+    from scicot_core.pipeline import Student, default_adapters, mean_answer
 
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)
@@ -97,12 +103,16 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_j
         timings["teacher_ms"] = _ms(start)
     model = Student(lm, adapters=default_adapters(settings.adapters, student_name), max_rationale_tokens=max_tokens)
     start = time.perf_counter()
-    rationale = model.rationales([question])[0]
+    sampling = Sampling(temperature, 0.95, seed) if samples > 1 else None
+    [rationales] = model.sample_rationales([question], samples, sampling, batch_size=samples)
     timings["stage1_ms"] = _ms(start)
     start = time.perf_counter()
-    answer = model.answers([question], [rationale.text])[0]
+    [each] = model.answers_over([question], [[r.text for r in rationales]])
+    answer = mean_answer(question, each, "two-stage") if samples > 1 else each[0]
     timings["stage2_ms"] = _ms(start)
-    result = _result(question, teacher_rationale, rationale, answer, model.model_id, timings)
+    result = _result(question, teacher_rationale, rationales[0], answer, model.model_id, timings)
+    if samples > 1:
+        result["samples"] = [{"rationale": r.text, "label": a.label, "probabilities": a.probabilities} for r, a in zip(rationales, each)]
     click.echo(json.dumps(result, indent=2) if as_json else _render(result))
 
 
@@ -149,9 +159,12 @@ def _render(result: dict) -> str:
         t = result["teacher"]
         lines += ["", f"Teacher rationale [{t['model']}; {t['note']}]:", f"  {t['rationale']}"]
     lines += ["", f"Student rationale [{result['student']['model']}]:", f"  {result['student']['rationale']}"]
+    for n, sample in enumerate(result.get("samples", []), 1):
+        lines += [f"  sample {n}: ({sample['label']}) {sample['rationale']}"]
     a = result["answer"]
     verdict = {True: "  (correct)", False: "  (wrong)", None: ""}[a["correct"]]
-    lines += ["", f"Answer: ({a['label']}) {a['text']}{verdict}"]
+    averaged = f" (averaged over {len(result['samples'])} rationales)" if result.get("samples") else ""
+    lines += ["", f"Answer: ({a['label']}) {a['text']}{verdict}{averaged}"]
     for label, p in a["probabilities"].items():
         lines.append(f"  {label}  {p:6.1%}  {'#' * round(p * 30)}")
     lines += ["", "Timings: " + ", ".join(f"{k[:-3]} {v} ms" for k, v in result["timings_ms"].items())]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
+from scicot_core import variants as variant_table
 from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
-from scicot_core.evaluate import NEEDS_ADAPTER, VARIANTS, available, evaluate, write_report
+from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import FORMAT_VERSION, TEACHER_MODES
-from scicot_core.pipeline import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
+from scicot_core.pipeline import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.teach import teach as run_teach
@@ -95,9 +96,24 @@ def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     "--data",
     "data",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Distillation-set or rationale JSONL; repeatable.",
+    help="Distillation-set or rationale JSONL; repeatable. One example per (question, rationale).",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="PATTERN",
+    help="Rationale files of the data directory by teacher and level, e.g. 'gpt4o-level[1-3]', 'gemini15flash-*', entailmentbank, flan_t5; repeatable.",
+)
+@click.option("--max-per-question", type=click.IntRange(min=0), default=0, help="At most N rationales per question (0 = all).")
+@click.option("--correct-only", is_flag=True, help="Keep only rationales whose own conclusion (teacher_answer) is the gold answer.")
+@click.option(
+    "--questions",
+    "extra_questions",
+    multiple=True,
+    metavar="DATASET/SPLIT",
+    help="More training questions without rationales (answer-only, step-by-step and stage 2 train on them), e.g. arc_easy/train.",
 )
 @click.option(
     "--out", "output_dir", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, config, log and checkpoints."
@@ -113,12 +129,19 @@ def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Any TrainConfig field, e.g. --set epochs=2 --set lora_r=16."
 )
 @data_dir_option
-def train(stage, data, output_dir, student_rationales, full, overrides, data_dir):
-    """Train one stage or baseline (LoRA by default); rerun the same command to resume."""
+def train(stage, data, sources, max_per_question, correct_only, extra_questions, output_dir, student_rationales, full, overrides, data_dir):
+    """Train one stage or baseline (LoRA by default); rerun the same command to resume.
+
+    The saved scicot_train_config.json names every file read and every filter;
+    scicot_train_data.json adds each file's hash and the counts."""
     settings = Settings.from_env()
     config = TrainConfig(
         stage=stage,
         data=list(data),
+        sources=list(sources),
+        max_per_question=max_per_question,
+        correct_only=correct_only,
+        questions=list(extra_questions),
         output_dir=output_dir,
         base_model=settings.student,
         lora=not full,
@@ -171,37 +194,84 @@ def _override(config: TrainConfig, item: str) -> None:
     help="Reuse the two-stage rationales of an earlier run (its predictions.jsonl, or {id, rationale} lines) instead of "
     "generating them, e.g. to score a new answer adapter on the same text; questions missing from it are generated.",
 )
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Two-stage: rationales per question (k).")
+@click.option(
+    "--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="Sampling temperature when --samples > 1."
+)
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling (same seed, same rationales).")
+@click.option("--prior-weight", type=click.FloatRange(0, 1), help="two-stage+prior's weight [default: the adapters' prior.json, else 0.5].")
+@click.option(
+    "--save-prior",
+    is_flag=True,
+    help="Save the two-stage+prior weight that scores best on these questions to the adapters' prior.json (dev only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size, out_dir, db_path, rationale_files, as_json, data_dir):
-    """Accuracy of zero-shot, answer-only, single-stage and two-stage on the same questions.
+def eval_(
+    dataset,
+    split,
+    questions_file,
+    limit,
+    adapters,
+    variants,
+    batch_size,
+    out_dir,
+    db_path,
+    rationale_files,
+    samples,
+    temperature,
+    top_p,
+    seed,
+    prior_weight,
+    save_prior,
+    as_json,
+    data_dir,
+):
+    """Accuracy of zero-shot, answer-only, step-by-step, single-stage, two-stage and two-stage+prior
+    on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
+    (self-consistency) and also reports the majority vote and accuracy against k.
 
     An interrupted run resumes where it stopped: the rationales it had generated are kept in
     OUT/generated.partial.jsonl and reused when the same command runs again."""
+    from scicot_core.lm import Sampling
     from scicot_core.models import load_model
 
     settings = Settings.from_env()
+    if save_prior and split == "test":
+        raise ConfigError("choose the prior weight on dev, never on test: drop --save-prior or use --split dev.")
+    sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
     reused = load_student_rationales(rationale_files)
     found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
     for variant in variants:
-        stage = NEEDS_ADAPTER.get(variant)
-        if stage and stage not in found:
+        missing = [stage for stage in variant_table.get(variant).needs if stage not in found]
+        if missing:
             raise ConfigError(
-                f"variant {variant} needs a {stage}/ adapter in the adapter set; train it with `scicot train --stage {stage}`."
+                f"variant {variant} needs a {missing[0]}/ adapter in the adapter set; train it with `scicot train --stage {missing[0]}`."
             )
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, MAX_RATIONALE_TOKENS)
+    adapter_folder = adapters or settings.adapters or (BUNDLED_ADAPTERS if found else None)
+    weight = prior_weight if prior_weight is not None else variant_table.prior_weight(adapter_folder)
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, MAX_RATIONALE_TOKENS, samples, sampling)
     given = checkpoint.load()
     if given:
-        click.echo(f"resuming: reusing {sum(map(len, given.values()))} rationales generated before in {checkpoint.path}")
-    earlier = {i: Rationale(i, text, "student", "reused from an earlier run") for i, text in reused.items()}
-    given.setdefault("two-stage", {}).update(earlier)
+        click.echo(f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}")
+    for i, texts in reused.items():
+        given.setdefault("two-stage", {})[i] = [Rationale(i, t, "student", "reused from an earlier run") for t in texts]
     student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
     variants = available(student, variants or VARIANTS)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
-        result = evaluate(student, questions, variants, batch_size, lambda v, n: bar.update(n), given, checkpoint.append)
+        result = evaluate(
+            student, questions, variants, batch_size, lambda v, n: bar.update(n), given, checkpoint.append, samples, sampling, weight
+        )
     paths = write_report(result, out_dir, title)
+    if save_prior and result.get("prior_sweep"):
+        best = max(result["prior_sweep"], key=lambda w: (result["prior_sweep"][w] or 0, -abs(float(w) - 0.5)))
+        saved = variant_table.save_prior_weight(
+            adapter_folder, float(best), {"questions": title, "n": len(questions), "sweep": result["prior_sweep"]}
+        )
+        click.echo(f"saved prior weight {best} to {saved}")
     checkpoint.path.unlink(missing_ok=True)
     if db_path:
         _store_student_rationales(db_path, questions, result, settings)
@@ -210,19 +280,24 @@ def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size,
 
 
 class GeneratedCheckpoint:
-    """Rationales an evaluation has generated so far, one JSON line each, so an interrupted run
-    resumes without generating them again. Each line records what wrote it (base model, the
-    adapter's path and a hash of its weights, the text format, the length limit); only lines
-    written exactly as this run would write them are reused. A torn last line is ignored."""
+    """Rationales an evaluation has generated so far, one JSON line per question (its k
+    rationales), so an interrupted run resumes without generating them again. Each line records
+    what wrote it (base model, the adapter's path and a hash of its weights, the text format,
+    the length limit, k and the sampling settings); only lines written exactly as this run
+    would write them are reused. A torn last line is ignored."""
 
     STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
 
-    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int):
+    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None):
         self.path = path
-        self.writer = {v: _writer(base_model, adapters.get(stage), max_tokens) for v, stage in self.STAGE.items()}
+        sampled = {"samples": samples, "sampling": asdict(sampling) if sampling else None}
+        self.writer = {
+            v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
+            for v, stage in self.STAGE.items()
+        }
 
-    def load(self) -> dict[str, dict[str, Rationale]]:
-        given: dict[str, dict[str, Rationale]] = {}
+    def load(self) -> dict[str, dict[str, list[Rationale]]]:
+        given: dict[str, dict[str, list[Rationale]]] = {}
         if not self.path.exists():
             return given
         text = self.path.read_text(encoding="utf-8")
@@ -232,18 +307,28 @@ class GeneratedCheckpoint:
         for line in text.splitlines():
             try:
                 row = json.loads(line)
-                variant, rationale = row["variant"], row["rationale"]
-                if self.writer.get(variant) == row["writer"] and isinstance(rationale, str):
-                    given.setdefault(variant, {})[row["id"]] = Rationale(row["id"], rationale, "student", row["model_id"], row["ms"])
+                if self.writer.get(row["variant"]) == row["writer"]:
+                    rs = [
+                        Rationale(row["id"], r["text"], "student", row["model_id"], row["ms"], meta={"conclusion": r["conclusion"]})
+                        for r in row["rationales"]
+                    ]
+                    given.setdefault(row["variant"], {})[row["id"]] = rs
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
         return given
 
-    def append(self, variant: str, rationales) -> None:
+    def append(self, variant: str, rationales: list[list[Rationale]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            for r in rationales:
-                row = {"variant": variant, "id": r.question_id, "rationale": r.text, "model_id": r.model_id, "ms": r.duration_ms}
+            for rs in rationales:
+                texts = [{"text": r.text, "conclusion": r.meta.get("conclusion")} for r in rs]
+                row = {
+                    "variant": variant,
+                    "id": rs[0].question_id,
+                    "rationales": texts,
+                    "model_id": rs[0].model_id,
+                    "ms": rs[0].duration_ms,
+                }
                 f.write(json.dumps(row | {"writer": self.writer[variant]}) + "\n")
 
 

@@ -7,6 +7,7 @@ reads. Each line is an AI2 question record plus its rationale and provenance:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import tempfile
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, DataError
-from .questions import Question, load_jsonl, read_jsonl
+from .questions import DATASETS, Question, load_jsonl, read_jsonl
 
 REQUIRED = ("id", "question", "answerKey", "rationale")
 
@@ -73,7 +74,7 @@ def join_rationales(rationale_file: Path | str, question_file: Path | str) -> li
         question = questions.get(str(row["id"]))
         if question is None:
             raise DataError(f"{where}: id {row['id']!r} is not in {question_file}; join each rationale file with its own split")
-        extra = {k: row[k] for k in ("dataset", "split") if k in row}
+        extra = {k: row[k] for k in ("dataset", "split", "teacher_answer") if k in row}
         out.append(DistillRecord(question, row["rationale"].strip(), str(row.get("teacher") or "unknown"), "teacher", extra))
     return out
 
@@ -81,7 +82,7 @@ def join_rationales(rationale_file: Path | str, question_file: Path | str) -> li
 def rationale_question_file(rationale_file: Path, data_dir: Path) -> Path:
     """The question split a shared rationale file belongs to (`flan_t5_<dataset>_<split>.jsonl`)."""
     stem = Path(rationale_file).stem
-    for dataset in ("arc_easy", "arc_challenge", "openbookqa"):
+    for dataset in DATASETS:
         for split in ("train", "dev", "test"):
             if stem.endswith(f"{dataset}_{split}"):
                 return Path(data_dir) / dataset / f"{split}.jsonl"
@@ -102,21 +103,55 @@ def load_any(path: Path | str, question_file: Path | str | None = None, data_dir
     return join_rationales(path, question_file)
 
 
-def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, str]:
-    """Student rationales by question id, from `{"id", "rationale"}` lines or the lines of
-    `scicot eval`'s predictions.jsonl (their two-stage rationale)."""
-    student = {}
+def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, list[str]]:
+    """Student rationales by question id, all of them: `{"id", "rationale"}` lines (an id may
+    repeat), or the lines of `scicot eval`'s predictions.jsonl (every two-stage sample)."""
+    student: dict[str, list[str]] = {}
     for path in paths:
         for number, row in read_jsonl(Path(path)):
-            text = row.get("rationale") if isinstance(row, dict) else None
-            if isinstance(row, dict) and isinstance(row.get("two-stage"), dict):
-                text = row["two-stage"].get("rationale")
-            if not isinstance(row, dict) or "id" not in row or not isinstance(text, str):
+            texts = _student_texts(row)
+            if texts is None:
                 raise ConfigError(
                     f'{path}:{number}: a student rationale line needs "id" and "rationale" (or is a line of eval\'s predictions.jsonl).'
                 )
-            student[str(row["id"])] = text
+            student.setdefault(str(row["id"]), []).extend(texts)
     return student
+
+
+def _student_texts(row) -> list[str] | None:
+    if not isinstance(row, dict) or "id" not in row:
+        return None
+    two = row.get("two-stage")
+    if isinstance(two, dict):
+        samples = two.get("samples")
+        if isinstance(samples, list) and all(isinstance(x, dict) and isinstance(x.get("rationale"), str) for x in samples):
+            return [x["rationale"] for x in samples]
+        return [two["rationale"]] if isinstance(two.get("rationale"), str) else None
+    return [row["rationale"]] if isinstance(row.get("rationale"), str) else None
+
+
+def rationale_files(data_dir: Path | str, patterns: Iterable[str], split: str = "train") -> list[Path]:
+    """The rationale files of a data directory chosen by teacher (and level): each pattern is
+    matched (shell-style) against the part of the name before `_<dataset>_<split>`, e.g.
+    `gpt4o-level[1-3]`, `gemini15flash-*`, `entailmentbank`, `flan_t5`."""
+    folder = Path(data_dir) / "rationales"
+    files = sorted(folder.glob(f"*_{split}.jsonl")) if folder.is_dir() else []
+    chosen: list[Path] = []
+    for pattern in patterns:
+        hits = [f for f in files if fnmatch.fnmatchcase(_teacher_part(f, split), pattern) and f not in chosen]
+        if not hits:
+            names = sorted({_teacher_part(f, split) for f in files})
+            raise ConfigError(f"no {split} rationale file in {folder} matches {pattern!r}; choose from {names}.")
+        chosen += hits
+    return chosen
+
+
+def _teacher_part(path: Path, split: str) -> str:
+    stem = path.stem[: -len(f"_{split}")]
+    for dataset in DATASETS:
+        if stem.endswith(f"_{dataset}"):
+            return stem[: -len(f"_{dataset}")]
+    return stem
 
 
 def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:

@@ -7,97 +7,177 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import formats
-from .pipeline import Answer, Student
+from . import formats, variants
+from .errors import ConfigError
+from .lm import Sampling
+from .pipeline import Answer, Student, majority_label, mean_answer, with_prior
 from .questions import Question, Rationale
 
-VARIANTS = ("zero-shot", "answer-only", "single-stage", "two-stage")
-VARIANT_STAGES = {"zero-shot": (), "answer-only": ("answer-only",), "single-stage": ("single-stage",), "two-stage": ("rationale", "answer")}
-NEEDS_ADAPTER = {
-    v: VARIANT_STAGES[v][0] for v in ("answer-only", "single-stage")
-}  # baseline variant -> its stage (two-stage runs on the bare base too)
+VARIANTS = variants.NAMES
+PRIOR_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def available(student: Student, wanted: Sequence[str] = VARIANTS) -> list[str]:
     """The variants this student can run: baselines need their adapters."""
-    return [v for v in wanted if v not in NEEDS_ADAPTER or student.has(NEEDS_ADAPTER[v])]
+    return variants.available(student.has, wanted)
 
 
 def evaluate(
     student: Student,
     questions: Sequence[Question],
-    variants: Sequence[str] = VARIANTS,
+    wanted: Sequence[str] = VARIANTS,
     batch_size: int = 16,
     progress: Callable | None = None,
-    given: dict[str, dict[str, Rationale]] | None = None,
-    on_generated: Callable[[str, list[Rationale]], None] | None = None,
+    given: dict[str, dict[str, list[Rationale]]] | None = None,
+    on_generated: Callable[[str, list[list[Rationale]]], None] | None = None,
+    samples: int = 1,
+    sampling: Sampling | None = None,
+    prior_weight: float = variants.DEFAULT_PRIOR_WEIGHT,
 ) -> dict:
     """Run each variant over the questions in batches; returns accuracy, timings and predictions.
 
-    `given` maps a generating variant (`two-stage`, `single-stage`) to rationales by question id
-    that it reuses instead of generating: an earlier run's, to score a new answer adapter on the
-    same text, or those of an interrupted run. `on_generated(variant, rationales)` sees each
-    batch of freshly generated ones, so a caller can keep them for such a resume."""
-    variants = available(student, variants)
-    given = given or {}
-    preds = {q.id: {"id": q.id, "answer_key": q.answer_key} for q in questions}
-    rationales: dict[str, list[Rationale]] = {}
+    Two-stage writes `samples` rationales per question (greedy when 1, else with `sampling`) and
+    averages stage 2's probabilities over them; the report adds the majority vote, accuracy
+    against k, and how often stage 2 follows a rationale whose own conclusion is wrong.
+    `given` maps a generating variant to rationales by question id that it reuses instead of
+    generating (an earlier run's, or those of an interrupted run); `on_generated(variant,
+    rationales)` sees each batch of freshly generated ones, so a caller can keep them."""
+    if samples < 1:
+        raise ConfigError(f"samples must be at least 1, not {samples}.")
+    if samples > 1 and sampling is None:
+        raise ConfigError("more than one rationale per question needs sampling: give a temperature above 0.")
+    chosen = available(student, wanted)
+    run = Run(student, batch_size, given or {}, on_generated, samples, sampling)
     timings = {}
-    for variant in variants:
+    for name in [v for v in VARIANTS if v in chosen or v in _needed_by(chosen)]:
         start = time.perf_counter()
-        rationales[variant] = []
         for i in range(0, len(questions), batch_size):
             part = list(questions[i : i + batch_size])
-            answers, texts = _run(student, variant, part, batch_size, given.get(variant, {}), on_generated)
-            rationales[variant] += texts
-            for q, a, r in zip(part, answers, texts or [None] * len(part)):
-                preds[q.id][variant] = _prediction(a, r)
-            if progress:
-                progress(variant, len(part))
-        timings[variant] = round(time.perf_counter() - start, 2)
-    accuracy = {v: _accuracy(preds.values(), v) for v in variants}
-    reused = {v: sum(q.id in given[v] for q in questions) for v in variants if given.get(v)}
-    return {
-        "n": len(questions),
-        "variants": variants,
-        "accuracy": accuracy,
-        "seconds": timings,
-        "model": student.model_id,
-        "models": {v: student.model_id_of(VARIANT_STAGES[v]) for v in variants},
-        "reused_rationales": reused,
-        "predictions": list(preds.values()),
-        "rationales": rationales,
-    }
+            run.variant(name, part, prior_weight)
+            if progress and name in chosen:
+                progress(name, len(part))
+        timings[name] = round(time.perf_counter() - start, 2)
+    return run.report(questions, chosen, timings, prior_weight)
 
 
-def _run(
-    student: Student, variant: str, part: list[Question], batch_size: int, reuse: dict[str, Rationale], on_generated: Callable | None
-) -> tuple[list[Answer], list[Rationale]]:
-    if variant == "zero-shot":
-        return student.zero_shot(part), []
-    if variant == "answer-only":
-        return student.answer_only(part), []
-    stage = "single-stage" if variant == "single-stage" else "rationale"
-    generated = student.rationales([q for q in part if q.id not in reuse], batch_size=batch_size, stage=stage)
-    if generated and on_generated:
-        on_generated(variant, generated)
-    fresh = iter(generated)
-    texts = [replace(reuse[q.id], text=formats.rationale_body(reuse[q.id].text)) if q.id in reuse else next(fresh) for q in part]
-    scorer = student.single_stage if variant == "single-stage" else student.answers
-    return scorer(part, [r.text for r in texts]), texts
+def _needed_by(chosen: Sequence[str]) -> set[str]:
+    return {"two-stage", "answer-only"} if "two-stage+prior" in chosen else set()
 
 
-def _prediction(answer: Answer, rationale: Rationale | None) -> dict:
-    out = {"label": answer.label, "probabilities": {k: round(v, 4) for k, v in answer.probabilities.items()}}
-    return out | ({"rationale": rationale.text} if rationale else {})
+class Run:
+    """The answers of every variant so far, per question, and the rationales behind them."""
+
+    def __init__(self, student: Student, batch_size: int, given, on_generated, samples: int, sampling: Sampling | None):
+        self.student, self.batch_size, self.given, self.on_generated = student, batch_size, given, on_generated
+        self.samples, self.sampling = samples, sampling
+        self.answers: dict[str, dict[str, Answer]] = {}
+        self.per_rationale: dict[str, dict[str, list[Answer]]] = {}
+        self.rationales: dict[str, dict[str, list[Rationale]]] = {}
+
+    def variant(self, name: str, part: list[Question], prior_weight: float) -> None:
+        s = self.student
+        if name in ("zero-shot", "answer-only", "step-by-step"):
+            method = {"zero-shot": s.zero_shot, "answer-only": s.answer_only, "step-by-step": s.step_by_step}[name]
+            got = method(part)
+        elif name == "two-stage+prior":
+            two, prior = self.answers["two-stage"], self.answers["answer-only"]
+            got = [with_prior(q, two[q.id], prior[q.id], prior_weight) for q in part]
+        else:
+            single = name == "single-stage"
+            texts = self._rationales(name, part, 1 if single else self.samples, "single-stage" if single else "rationale")
+            if single:
+                got = s.single_stage(part, [rs[0].text for rs in texts])
+                self.per_rationale.setdefault(name, {}).update({q.id: [a] for q, a in zip(part, got)})
+            else:
+                each = s.answers_over(part, [[r.text for r in rs] for rs in texts])
+                self.per_rationale.setdefault(name, {}).update({q.id: a for q, a in zip(part, each)})
+                got = [mean_answer(q, a, name) for q, a in zip(part, each)]
+        self.answers.setdefault(name, {}).update({q.id: a for q, a in zip(part, got)})
+
+    def _rationales(self, name: str, part: list[Question], k: int, stage: str) -> list[list[Rationale]]:
+        reuse = self.given.get(name, {})
+        todo = [q for q in part if len(reuse.get(q.id, [])) < k]
+        sampling = self.sampling if k > 1 else None
+        fresh = self.student.sample_rationales(todo, k, sampling, self.batch_size, stage, formats.rationale_concluded) if todo else []
+        if fresh and self.on_generated:
+            self.on_generated(name, fresh)
+        by_id = {q.id: rs for q, rs in zip(todo, fresh)}
+        out = [by_id.get(q.id) or [replace(r, text=formats.rationale_body(r.text)) for r in reuse[q.id][:k]] for q in part]
+        self.rationales.setdefault(name, {}).update({q.id: rs for q, rs in zip(part, out)})
+        return out
+
+    def report(self, questions: Sequence[Question], chosen: list[str], timings: dict, prior_weight: float) -> dict:
+        preds = [self._prediction(q, chosen) for q in questions]
+        reused = {v: sum(q.id in self.given[v] for q in questions) for v in chosen if self.given.get(v)}
+        out = {
+            "n": len(questions),
+            "variants": chosen,
+            "accuracy": {v: _accuracy(questions, self.answers[v]) for v in chosen},
+            "seconds": timings,
+            "model": self.student.model_id,
+            "models": {v: self.student.model_id_of(variants.get(v).uses) for v in chosen},
+            "samples": self.samples,
+            "sampling": asdict(self.sampling) if self.sampling else None,
+            "reused_rationales": reused,
+            "predictions": preds,
+            "rationales": {v: [r for q in questions for r in self.rationales[v][q.id]] for v in chosen if v in self.rationales},
+        }
+        if "two-stage" in chosen:
+            out |= self._two_stage_measures(questions)
+        if "two-stage+prior" in chosen:
+            out["prior_weight"] = prior_weight
+            out["prior_sweep"] = {str(w): self._prior_accuracy(questions, w) for w in PRIOR_GRID}
+        return out
+
+    def _two_stage_measures(self, questions) -> dict:
+        each = self.per_rationale["two-stage"]
+        keyed = [q for q in questions if q.answer_key is not None]
+        by_k = [_accuracy(keyed, {q.id: mean_answer(q, each[q.id][:j], "two-stage") for q in keyed}) for j in range(1, self.samples + 1)]
+        vote = sum(majority_label(q, each[q.id]) == q.answer_key for q in keyed) / len(keyed) if keyed else None
+        wrong = followed = 0
+        for q in keyed:
+            for r, a in zip(self.rationales["two-stage"][q.id], each[q.id]):
+                concluded = r.meta.get("conclusion")
+                if concluded is not None and concluded != q.answer_key:
+                    wrong += 1
+                    followed += a.label == concluded
+        follows = {"rationales_concluding_wrong": wrong, "stage2_followed": followed, "rate": round(followed / wrong, 4) if wrong else None}
+        return {
+            "accuracy_by_k": {"two-stage": by_k},
+            "accuracy_vote": {"two-stage": round(vote, 4) if vote is not None else None},
+            "follows_wrong": follows,
+        }
+
+    def _prior_accuracy(self, questions, weight: float) -> float | None:
+        two, prior = self.answers["two-stage"], self.answers["answer-only"]
+        return _accuracy(questions, {q.id: with_prior(q, two[q.id], prior[q.id], weight) for q in questions})
+
+    def _prediction(self, q: Question, chosen: list[str]) -> dict:
+        row = {"id": q.id, "answer_key": q.answer_key}
+        for v in chosen:
+            a = self.answers[v][q.id]
+            row[v] = {"label": a.label, "probabilities": {k: round(p, 4) for k, p in a.probabilities.items()}}
+            texts = self.rationales.get(v, {}).get(q.id)
+            if texts:
+                row[v]["rationale"] = texts[0].text
+                if len(texts) > 1 or v == "two-stage":
+                    row[v]["samples"] = [
+                        {"rationale": r.text, "conclusion": r.meta.get("conclusion"), "label": b.label, "probabilities": _rounded(b)}
+                        for r, b in zip(texts, self.per_rationale[v][q.id])
+                    ]
+        return row
 
 
-def _accuracy(preds, variant: str) -> float | None:
-    scored = [p for p in preds if p.get("answer_key") is not None and variant in p]
-    return round(sum(p[variant]["label"] == p["answer_key"] for p in scored) / len(scored), 4) if scored else None
+def _rounded(answer: Answer) -> dict:
+    return {k: round(p, 4) for k, p in answer.probabilities.items()}
+
+
+def _accuracy(questions, answers: dict[str, Answer]) -> float | None:
+    scored = [q for q in questions if q.answer_key is not None and q.id in answers]
+    return round(sum(answers[q.id].label == q.answer_key for q in scored) / len(scored), 4) if scored else None
 
 
 def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
@@ -124,8 +204,37 @@ def markdown_table(summary: dict) -> str:
     for v in summary["variants"]:
         acc = summary["accuracy"][v]
         model = summary.get("models", {}).get(v, "")
-        lines.append(f"| {v} | {'n/a' if acc is None else f'{acc:.1%}'} | {summary['seconds'][v]} | {model} |")
+        lines.append(f"| {v} | {_pct(acc)} | {summary['seconds'][v]} | {model} |")
+    if summary.get("accuracy_by_k"):
+        k = summary["samples"]
+        sampling = summary.get("sampling") or {}
+        lines += [
+            "",
+            f"Two-stage with k={k} rationale(s) per question"
+            + (f" (temperature {sampling['temperature']}, top-p {sampling['top_p']}, seed {sampling['seed']})" if sampling else " (greedy)")
+            + ":",
+        ]
+        lines.append(
+            "- accuracy against k (probabilities averaged): "
+            + ", ".join(f"{j} {_pct(a)}" for j, a in enumerate(summary["accuracy_by_k"]["two-stage"], 1))
+        )
+        lines.append(f"- majority vote over the k answers: {_pct(summary['accuracy_vote']['two-stage'])}")
+        f = summary["follows_wrong"]
+        lines.append(
+            f"- stage 2 followed a rationale whose own conclusion was wrong {f['stage2_followed']} of {f['rationales_concluding_wrong']} times"
+            + (f" ({f['rate']:.0%})" if f["rate"] is not None else "")
+        )
+    if summary.get("prior_sweep"):
+        lines += [
+            "",
+            f"two-stage+prior weight {summary['prior_weight']}; on these questions: "
+            + ", ".join(f"w={w} {_pct(a)}" for w, a in summary["prior_sweep"].items()),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _pct(acc: float | None) -> str:
+    return "n/a" if acc is None else f"{acc:.1%}"
 
 
 def bar_chart(groups: dict[str, dict[str, float | None]], path: Path, chance: float | None = None) -> Path:

@@ -11,7 +11,7 @@ import re
 from .errors import ConfigError
 from .questions import Choice, Question
 
-FORMAT_VERSION = "scicot-v3"
+FORMAT_VERSION = "scicot-v4"
 TEACHER_MODES = ("rationalize", "cot")
 
 TEACHER_SYSTEM = (
@@ -69,9 +69,21 @@ def rationale_input(question: Question) -> str:
 
 
 def rationale_target(rationale: str) -> str:
-    """Stage 1: the completion the student learns to write (the reasoning, without a lettered
-    answer sentence)."""
-    return " " + rationale_body(rationale)
+    """Stage 1: the completion the student learns to write: the reasoning, then the rationale's
+    own answer sentence ("Thus, the answer is (b) heat."), so that a generated rationale names
+    the answer it argues for (stage 2 never reads that sentence: see `rationale_body`)."""
+    return " " + rationale_concluded_text(rationale)
+
+
+def rationale_concluded_text(text: str) -> str:
+    """A cleaned rationale up to the end of its first answer sentence (the body alone when it
+    has none)."""
+    text = clean_rationale(text)
+    found = _ANSWER_SENTENCE.search(text)
+    if not found:
+        return text
+    end = re.search(r"\.(\s|$)", text[found.end() :])
+    return (text[: found.end() + end.start() + 1] if end else text).strip()
 
 
 def answer_input(question: Question, rationale: str) -> str:
@@ -96,8 +108,21 @@ def answer_target(choice: Choice) -> str:
 
 
 def single_stage_target(rationale: str, choice: Choice) -> str:
-    """The single-stage baseline's completion: the rationale, then the answer, in one output."""
-    return f"{rationale_target(rationale)}\nAnswer:{answer_target(choice)}"
+    """The single-stage baseline's completion: the rationale's body, then the answer, in one output."""
+    return f" {rationale_body(rationale)}\nAnswer:{answer_target(choice)}"
+
+
+# The step-by-step baseline (Hsieh et al. 2023): one adapter, two tasks told apart by a prefix;
+# it answers with the answer task alone and never generates at inference.
+STEP_ANSWER, STEP_RATIONALE = "[answer] ", "[rationale] "
+
+
+def step_answer_input(question: Question) -> str:
+    return STEP_ANSWER + cloze_input(question)
+
+
+def step_rationale_input(question: Question) -> str:
+    return STEP_RATIONALE + rationale_input(question)
 
 
 SINGLE_STAGE_STOP = "\nAnswer:"
@@ -127,6 +152,28 @@ def rationale_finished(text: str) -> bool:
     """Whether a rationale being generated can stop: nothing after this point would survive
     `rationale_body` (its answer sentence, or the single-stage answer line, has begun)."""
     return SINGLE_STAGE_STOP in text or _ANSWER_SENTENCE.search(text) is not None
+
+
+_LABEL_AFTER = re.compile(r"\s*:?\s*\(\s*([A-Za-z0-9])\s*\)")
+
+
+def rationale_concluded(text: str) -> bool:
+    """Whether a rationale being generated can stop once its conclusion is known: its answer
+    sentence has named a label ("... the answer is (b)") or ended. Later than
+    `rationale_finished` by a few tokens; the body is the same."""
+    if SINGLE_STAGE_STOP in text:
+        return True
+    found = _ANSWER_SENTENCE.search(text)
+    if not found:
+        return False
+    tail = text[found.end() :]
+    return bool(_LABEL_AFTER.match(tail)) or "." in tail or "\n" in tail
+
+
+def rationale_conclusion(text: str, question: Question) -> str | None:
+    """The label a rationale's own answer sentence names, or None (no sentence, or no label)."""
+    found = _ANSWER_SENTENCE.search(clean_rationale(text))
+    return extract_answer(clean_rationale(text)[found.start() :], question) if found else None
 
 
 _ANSWER_PATTERNS = [

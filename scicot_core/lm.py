@@ -7,11 +7,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings for generation; `seed` makes a batch reproducible (same prompts, same
+    batch, same seed: same texts)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be above 0 to sample (got {self.temperature}); use greedy decoding instead.")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], not {self.top_p}.")
 
 
 class LanguageModel:
@@ -84,9 +101,20 @@ class LanguageModel:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
-    def _gen_kwargs(self, enc: dict, max_new_tokens: int, stop: Callable[[str], bool] | None) -> dict:
+    def _gen_kwargs(
+        self, enc: dict, max_new_tokens: int, stop: Callable[[str], bool] | None, sampling: Sampling | None = None, k: int = 1
+    ) -> dict:
         batch = enc["input_ids"].shape[0]
-        lookup = {"prompt_lookup_num_tokens": self.prompt_lookup} if batch == 1 and self.prompt_lookup and not self.is_seq2seq else {}
+        lookup = (
+            {"prompt_lookup_num_tokens": self.prompt_lookup}
+            if batch == 1 and self.prompt_lookup and not self.is_seq2seq and sampling is None
+            else {}
+        )
+        decoding = (
+            {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0, "num_return_sequences": k}
+            if sampling
+            else {"do_sample": False}
+        )
         stopping = (
             {"stopping_criteria": _text_stop(self.tokenizer, 0 if self.is_seq2seq else enc["input_ids"].shape[1], stop)} if stop else {}
         )
@@ -94,9 +122,9 @@ class LanguageModel:
             enc
             | lookup
             | stopping
+            | decoding
             | {
                 "max_new_tokens": max_new_tokens,
-                "do_sample": False,
                 "pad_token_id": self.tokenizer.pad_token_id,
                 "repetition_penalty": 1.1,
             }
@@ -104,16 +132,27 @@ class LanguageModel:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: Sequence[str], max_new_tokens: int = 64, adapter: str | None = None, stop: Callable[[str], bool] | None = None
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 64,
+        adapter: str | None = None,
+        stop: Callable[[str], bool] | None = None,
+        sampling: Sampling | None = None,
+        k: int = 1,
     ) -> list[str]:
-        """Greedy continuations of a batch of prompts (left padding). `stop(text so far)` ends a
-        sequence early once it returns True (the text up to then is returned; it is identical to
-        the start of the unstopped continuation)."""
+        """Continuations of a batch of prompts (left padding): greedy, or with `sampling` `k`
+        samples per prompt, all in one batch (prompt 0's k samples first, then prompt 1's...).
+        `stop(text so far)` ends a sequence early once it returns True (the text up to then is
+        returned; it is identical to the start of the unstopped continuation)."""
+        if k < 1 or (k > 1 and sampling is None):
+            raise ConfigError(f"k={k}: ask for at least one continuation, and for more than one only when sampling.")
         if not prompts:
             return []
         with self.using(adapter):
             enc = self._encode_prompts(prompts)
-            out = self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop))
+            if sampling:
+                torch.manual_seed(sampling.seed)
+            out = self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop, sampling, k))
         if not self.is_seq2seq:
             out = out[:, enc["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

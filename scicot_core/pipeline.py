@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import formats
-from .lm import LanguageModel
+from .errors import ConfigError
+from .lm import LanguageModel, Sampling
 from .questions import Question, Rationale
 
-STAGES = ("rationale", "answer", "answer-only", "single-stage")
+STAGES = ("rationale", "answer", "answer-only", "single-stage", "step-by-step")
 MAX_RATIONALE_TOKENS = 64  # stage 1's generation limit
 
 
@@ -81,18 +82,44 @@ class Student:
         """The stage-1 (and single-stage) prompt: the rationale input as the model's user turn."""
         return self.lm.instruct(formats.rationale_input(question))
 
-    def rationales(self, questions: Sequence[Question], batch_size: int = 8, stage: str = "rationale") -> list[Rationale]:
-        """Stage 1 for a batch of questions (`stage='single-stage'` for that baseline)."""
-        out = []
-        for i in range(0, len(questions), batch_size):
-            part = questions[i : i + batch_size]
+    def rationales(
+        self,
+        questions: Sequence[Question],
+        batch_size: int = 8,
+        stage: str = "rationale",
+        stop=formats.rationale_finished,
+    ) -> list[Rationale]:
+        """Stage 1, greedy, for a batch of questions (`stage='single-stage'` for that baseline).
+        `stop=formats.rationale_concluded` lets each rationale name its answer first (meta
+        `conclusion`); the body is the same either way."""
+        return [rs[0] for rs in self.sample_rationales(questions, 1, None, batch_size, stage, stop)]
+
+    def sample_rationales(
+        self,
+        questions: Sequence[Question],
+        k: int,
+        sampling: Sampling | None,
+        batch_size: int = 8,
+        stage: str = "rationale",
+        stop=formats.rationale_finished,
+    ) -> list[list[Rationale]]:
+        """k rationales per question, the k of a question in one batch with it (generation here
+        is memory-bound, so k sequences cost far less than k times one). Greedy when `sampling`
+        is None (then k must be 1)."""
+        if k < 1:
+            raise ConfigError(f"samples must be at least 1, not {k}.")
+        per_call = max(1, batch_size // k)
+        out: list[list[Rationale]] = []
+        for i in range(0, len(questions), per_call):
+            part = questions[i : i + per_call]
             start = time.perf_counter()
             texts = self.lm.generate(
-                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), formats.rationale_finished
+                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), stop, sampling, k
             )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.model_id_of([stage])
-            out += [Rationale(q.id, formats.rationale_body(t), "student", model_id, ms, meta={"stage": stage}) for q, t in zip(part, texts)]
+            for j, q in enumerate(part):
+                out.append([_student_rationale(q, t, model_id, ms, stage, n) for n, t in enumerate(texts[j * k : (j + 1) * k])])
         return out
 
     def stream_rationale(self, question: Question) -> Iterator[str]:
@@ -113,13 +140,17 @@ class Student:
             return self.zero_shot(questions)
         return self._choose(questions, [formats.cloze_input(q) for q in questions], "answer-only", "answer-only")
 
+    def step_by_step(self, questions: Sequence[Question]) -> list[Answer]:
+        """The step-by-step baseline: its answer task alone (it learnt rationales only as a second task)."""
+        return self._choose(questions, [formats.step_answer_input(q) for q in questions], "step-by-step", "step-by-step")
+
     def zero_shot(self, questions: Sequence[Question]) -> list[Answer]:
         """The bare base model scoring each choice's text after the question (cloze)."""
         return self._choose(questions, [formats.cloze_input(q) for q in questions], None, "zero-shot")
 
     def single_stage(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
         """The single-stage baseline: its own rationale, then its own answer, one adapter."""
-        prompts = [self.stage1_prompt(q) + formats.rationale_target(r) + formats.SINGLE_STAGE_STOP for q, r in zip(questions, rationales)]
+        prompts = [f"{self.stage1_prompt(q)} {formats.rationale_body(r)}{formats.SINGLE_STAGE_STOP}" for q, r in zip(questions, rationales)]
         return self._choose(questions, prompts, "single-stage", "single-stage")
 
     def _choose(self, questions, prompts, stage: str | None, method: str) -> list[Answer]:
@@ -141,11 +172,47 @@ class Student:
             answers.append(Answer(q.id, best, q.choice(best).text, probs, method, ms))
         return answers
 
-    # -- both stages -------------------------------------------------------------------------------
-    def ask(self, question: Question) -> tuple[Rationale, Answer]:
-        """Stage 1 then stage 2 for one question."""
-        rationale = self.rationales([question])[0]
-        return rationale, self.answers([question], [rationale.text])[0]
+    def answers_over(self, questions: Sequence[Question], rationales: Sequence[Sequence[str]]) -> list[list[Answer]]:
+        """Stage 2 on each of several rationales per question (one scoring pass for all)."""
+        flat_q = [q for q, rs in zip(questions, rationales) for _ in rs]
+        flat = self.answers(flat_q, [r for rs in rationales for r in rs])
+        out, at = [], 0
+        for rs in rationales:
+            out.append(flat[at : at + len(rs)])
+            at += len(rs)
+        return out
+
+
+def _student_rationale(q: Question, text: str, model_id: str, ms: int, stage: str, sample: int) -> Rationale:
+    meta = {"stage": stage, "sample": sample, "conclusion": formats.rationale_conclusion(text, q)}
+    return Rationale(q.id, formats.rationale_body(text), "student", model_id, ms, meta=meta)
+
+
+def mean_answer(question: Question, answers: Sequence[Answer], method: str) -> Answer:
+    """Self-consistency: the choice probabilities averaged over answers (one per rationale)."""
+    probs = {label: sum(a.probabilities[label] for a in answers) / len(answers) for label in question.labels}
+    best = max(probs, key=probs.get)
+    return Answer(question.id, best, question.choice(best).text, probs, method, sum(a.duration_ms for a in answers))
+
+
+def majority_label(question: Question, answers: Sequence[Answer]) -> str:
+    """Majority vote over answers; ties go to the higher mean probability."""
+    votes = {label: sum(a.label == label for a in answers) for label in question.labels}
+    mean = mean_answer(question, answers, "vote").probabilities
+    return max(question.labels, key=lambda label: (votes[label], mean[label]))
+
+
+def with_prior(question: Question, answer: Answer, prior: Answer, weight: float, method: str = "two-stage+prior") -> Answer:
+    """Log-linear mix: p ∝ p_answer^(1-w) · p_prior^w (w=0 is the answer alone, 1 the prior alone)."""
+    if not 0 <= weight <= 1:
+        raise ConfigError(f"the prior weight must be in [0, 1], not {weight}.")
+    tiny = 1e-12
+    scores = [
+        (1 - weight) * math.log(answer.probabilities[x] + tiny) + weight * math.log(prior.probabilities[x] + tiny) for x in question.labels
+    ]
+    probs = dict(zip(question.labels, softmax(scores)))
+    best = max(probs, key=probs.get)
+    return Answer(question.id, best, question.choice(best).text, probs, method, answer.duration_ms + prior.duration_ms)
 
 
 BUNDLED_ADAPTERS = Path(__file__).parent / "adapters" / "smollm2-135m-scicot"

@@ -6,18 +6,21 @@ several through `accelerate launch`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import formats
-from .distill import DistillRecord, load_any, load_student_rationales
+from .distill import DistillRecord, load_any, load_student_rationales, rationale_files
 from .errors import ConfigError
 from .pipeline import STAGES
+from .questions import Question, load_split
 
 CONFIG_FILE = "scicot_train_config.json"
 LOG_FILE = "training_log.jsonl"
+DATA_FILE = "scicot_train_data.json"
 
 
 @dataclass
@@ -44,6 +47,19 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None  # to join rationale-only files with their questions
     student_rationales: list[str] = field(default_factory=list)
+    # Which rationales: files chosen by teacher/level in data_dir/rationales (added to `data`),
+    # at most this many per question (0 = all), only those whose conclusion is the gold answer.
+    sources: list[str] = field(default_factory=list)
+    max_per_question: int = 0
+    correct_only: bool = False
+    # More training questions without rationales ("arc_easy/train"): answer-only, step-by-step's
+    # answer task and stage 2 (on student or empty rationales) train on them too.
+    questions: list[str] = field(default_factory=list)
+    # Stage 2's mix: teacher rationales, up to this many student rationales per question (0 =
+    # all given), and this share of questions also with an empty rationale.
+    teacher_for_answer: bool = True
+    student_per_question: int = 0
+    empty_rationale: float = 0.0
     save_steps: int = 50
     logging_steps: int = 5
 
@@ -51,8 +67,8 @@ class TrainConfig:
         """Refuse a config that cannot train, saying which field to fix."""
         if self.stage not in STAGES:
             raise ConfigError(f"unknown stage {self.stage!r}; choose one of {list(STAGES)}.")
-        if not self.data:
-            raise ConfigError("no training data: give at least one distillation-set JSONL file.")
+        if not self.data and not self.sources:
+            raise ConfigError("no training data: give at least one distillation-set JSONL file (or --source with a data directory).")
         for name in ("batch_size", "grad_accum", "max_length", "lora_r"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}.")
@@ -62,6 +78,12 @@ class TrainConfig:
             raise ConfigError("set epochs > 0 or max_steps > 0.")
         if self.student_rationales and self.stage != "answer":
             raise ConfigError("student rationales are for the answer stage only (stage 2 reads rationales).")
+        if self.max_per_question < 0 or self.student_per_question < 0:
+            raise ConfigError("max_per_question and student_per_question must be 0 (all) or more.")
+        if not 0 <= self.empty_rationale <= 1:
+            raise ConfigError(f"empty_rationale is a share of questions in [0, 1], not {self.empty_rationale}.")
+        if (self.sources or self.questions) and not self.data_dir:
+            raise ConfigError("--source and --questions need a data directory (--data-dir or SCICOT_DATA_DIR).")
         return self
 
     def save(self, folder: Path) -> None:
@@ -73,24 +95,66 @@ class TrainConfig:
         return cls(**json.loads((Path(folder) / CONFIG_FILE).read_text()))
 
 
-def examples(stage: str, records: list[DistillRecord], instruct, student_texts: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs for a stage; the formats are those inference uses."""
-    out = []
-    for r in records:
-        q, gold = r.question, r.question.choice(r.question.answer_key)
-        if stage != "answer-only" and not formats.rationale_body(r.rationale):
-            continue  # only a lettered answer, no reasoning: nothing to learn to write or read
-        if stage == "rationale":
-            out.append((instruct(formats.rationale_input(q)), formats.rationale_target(r.rationale)))
-        elif stage == "answer":
-            out.append((formats.answer_input(q, r.rationale), formats.answer_target(gold)))
-            if student_texts and q.id in student_texts:
-                out.append((formats.answer_input(q, student_texts[q.id]), formats.answer_target(gold)))
-        elif stage == "answer-only":
-            out.append((formats.cloze_input(q), formats.answer_target(gold)))
-        else:
-            out.append((instruct(formats.rationale_input(q)), formats.single_stage_target(r.rationale, gold)))
+@dataclass
+class TrainingData:
+    """What one run trains on: rationale records, extra questions without rationales, and the
+    student's own rationales for stage 2."""
+
+    records: list[DistillRecord]
+    extra_questions: list[Question] = field(default_factory=list)
+    student: dict[str, list[str]] = field(default_factory=dict)
+
+    def questions(self) -> list[Question]:
+        """Every training question once, in a stable order."""
+        seen: dict[str, Question] = {}
+        for q in [r.question for r in self.records] + self.extra_questions:
+            seen.setdefault(q.id, q)
+        return list(seen.values())
+
+
+def examples(stage: str, data: TrainingData | list[DistillRecord], instruct, config: TrainConfig | None = None) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs for a stage; the formats are those inference uses. One pair per
+    (question, rationale) for the stages that read or write rationales, one per question for
+    the answer tasks."""
+    data = data if isinstance(data, TrainingData) else TrainingData(data)
+    config = config or TrainConfig(stage, ["-"], "-")
+    records = [r for r in data.records if formats.rationale_body(r.rationale)]  # a lettered answer alone teaches nothing
+    gold = {q.id: formats.answer_target(q.choice(q.answer_key)) for q in data.questions()}
+    if stage == "rationale":
+        return [(instruct(formats.rationale_input(r.question)), formats.rationale_target(r.rationale)) for r in records]
+    if stage == "single-stage":
+        return [
+            (
+                instruct(formats.rationale_input(r.question)),
+                formats.single_stage_target(r.rationale, r.question.choice(r.question.answer_key)),
+            )
+            for r in records
+        ]
+    if stage == "answer-only":
+        return [(formats.cloze_input(q), gold[q.id]) for q in data.questions()]
+    if stage == "step-by-step":
+        tasks = [(instruct(formats.step_rationale_input(r.question)), formats.rationale_target(r.rationale)) for r in records]
+        return tasks + [(formats.step_answer_input(q), gold[q.id]) for q in data.questions()]
+    return _answer_examples(data, records, gold, config)
+
+
+def _answer_examples(data: TrainingData, records, gold: dict[str, str], config: TrainConfig) -> list[tuple[str, str]]:
+    """Stage 2's robust mix: teacher rationales, the student's own (right and wrong alike, always
+    with the gold answer as target), and some empty ones, so that a bad rationale does not drag
+    the answer down."""
+    out = [(formats.answer_input(r.question, r.rationale), gold[r.question.id]) for r in records] if config.teacher_for_answer else []
+    for q in data.questions():
+        texts = data.student.get(q.id, [])
+        texts = texts[: config.student_per_question] if config.student_per_question else texts
+        out += [(formats.answer_input(q, t), gold[q.id]) for t in texts]
+        if config.empty_rationale and _share(q.id, config.seed) < config.empty_rationale:
+            out.append((formats.answer_input(q, ""), gold[q.id]))
     return out
+
+
+def _share(question_id: str, seed: int) -> float:
+    """A stable number in [0, 1) per question, so the same share of questions is picked each run."""
+    return int(hashlib.sha256(f"{seed}|{question_id}".encode()).hexdigest()[:8], 16) / 16**8
 
 
 def tokenize(pairs: list[tuple[str, str]], tokenizer, max_length: int, seq2seq: bool) -> list[dict]:
@@ -109,11 +173,69 @@ def tokenize(pairs: list[tuple[str, str]], tokenizer, max_length: int, seq2seq: 
     return rows
 
 
-def load_records(config: TrainConfig) -> tuple[list[DistillRecord], dict[str, str]]:
-    records = [r for path in config.data for r in load_any(path, data_dir=config.data_dir)]
+def load_records(config: TrainConfig) -> TrainingData:
+    """The run's data, filtered as configured; also records in the config exactly which files
+    were read (sources resolved to file names)."""
+    files = list(config.data)
+    if config.sources:
+        files += [str(f) for f in rationale_files(config.data_dir, config.sources) if str(f) not in files]
+    config.data = files
+    records = [r for path in files for r in load_any(path, data_dir=config.data_dir)]
+    if config.correct_only:
+        records = [r for r in records if _concludes_gold(r)]
+    records = _dedupe(records)
+    if config.max_per_question:
+        records = _cap(records, config.max_per_question, config.seed)
     if config.limit:
         records = random.Random(config.seed).sample(records, min(config.limit, len(records)))
-    return records, load_student_rationales(config.student_rationales)
+    extra = [q for name in config.questions for q in load_split(*_split_name(name), config.data_dir)]
+    return TrainingData(records, extra, load_student_rationales(config.student_rationales))
+
+
+def _concludes_gold(r: DistillRecord) -> bool:
+    concluded = r.extra.get("teacher_answer") or formats.extract_answer(r.rationale, r.question)
+    return concluded == r.question.answer_key
+
+
+def _dedupe(records: list[DistillRecord]) -> list[DistillRecord]:
+    seen, out = set(), []
+    for r in records:
+        key = (r.question.id, formats.clean_rationale(r.rationale))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _cap(records: list[DistillRecord], most: int, seed: int) -> list[DistillRecord]:
+    by_question: dict[str, list[DistillRecord]] = {}
+    for r in records:
+        by_question.setdefault(r.question.id, []).append(r)
+    rng = random.Random(seed)
+    return [r for group in by_question.values() for r in (rng.sample(group, most) if len(group) > most else group)]
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    dataset, _, split = name.partition("/")
+    if split == "test":
+        raise ConfigError(f"{name}: never train on a test split.")
+    return dataset, split
+
+
+def data_summary(config: TrainConfig, data: TrainingData, n_examples: int) -> dict:
+    """What the run read, saved beside its config: each file with a hash, and the counts."""
+    return {
+        "files": {path: _sha256(Path(path)) for path in config.data},
+        "filters": {"sources": config.sources, "max_per_question": config.max_per_question, "correct_only": config.correct_only},
+        "records": len(data.records),
+        "questions": len(data.questions()),
+        "student_rationales": sum(map(len, data.student.values())),
+        "examples": n_examples,
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "missing"
 
 
 def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: bool = True, callbacks: list | None = None) -> Path:
@@ -125,13 +247,17 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
 
     config.check()
     out = Path(config.output_dir)
-    records, student = load_records(config)
-    if not records:
-        raise ConfigError("the training data holds no records.")
+    data = load_records(config)
+    if not data.records and not (config.stage in ("answer", "answer-only") and data.questions()):
+        raise ConfigError("the training data holds no records (check the files and filters: --max-per-question, --correct-only).")
     lm = load_model(config.base_model, cache_dir, offline)
     model, tokenizer = lm.model, lm.tokenizer
-    rows = tokenize(examples(config.stage, records, lm.instruct, student), tokenizer, config.max_length, lm.is_seq2seq)
+    pairs = examples(config.stage, data, lm.instruct, config)
+    if not pairs:
+        raise ConfigError(f"no training examples for stage {config.stage}: the rationales have no reasoning before their answer.")
+    rows = tokenize(pairs, tokenizer, config.max_length, lm.is_seq2seq)
     config.save(out)
+    (out / DATA_FILE).write_text(json.dumps(data_summary(config, data, len(pairs)), indent=2))
     if config.lora:
         model = _with_lora(model, config, lm.is_seq2seq)
     dataset = _dataset(rows)
@@ -153,6 +279,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         report_to="none",
         disable_tqdm=not progress,
         use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
@@ -185,10 +312,9 @@ def _with_lora(model, config: TrainConfig, seq2seq: bool):
     return get_peft_model(model, lora)
 
 
-def _dataset(rows: list[dict]):
-    import datasets
-
-    return datasets.Dataset.from_list([r | {"length": len(r["input_ids"])} for r in rows])
+def _dataset(rows: list[dict]) -> list[dict]:
+    # A plain list is a map-style dataset; the length-grouped sampler measures input_ids itself.
+    return rows
 
 
 def _save(model, tokenizer, config: TrainConfig, out: Path) -> None:

@@ -26,9 +26,9 @@ class ScriptedLM:
     def instruct(self, text):
         return text
 
-    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None):
-        self.generated += len(prompts)
-        return ["Because. Thus, the answer is (A)."] * len(prompts)
+    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None, sampling=None, k=1):
+        self.generated += len(prompts) * k
+        return ["Because. Thus, the answer is (A)."] * len(prompts) * k
 
     def score(self, prompts, completions, adapter=None, batch_size=16):
         out = []
@@ -49,12 +49,20 @@ QUESTIONS = [
 def test_accuracy_by_hand(tmp_path):
     # Scripted picks: q1 A (right), q2 B (wrong), q3 2 (right), q4 I (right): 3 of 4 = 0.75.
     student = Student(ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"}))
-    assert available(student) == ["zero-shot", "answer-only", "two-stage"]
+    assert available(student) == ["zero-shot", "answer-only", "two-stage", "two-stage+prior"]
     result = evaluate(student, QUESTIONS, batch_size=3)
-    assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75}
+    assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75, "two-stage+prior": 0.75}
     assert result["predictions"][1]["two-stage"]["label"] == "B"
     # Each variant names what it ran: zero-shot is the bare base even with adapters loaded.
-    assert result["models"] == {"zero-shot": "scripted", "answer-only": "scripted + LoRA[answer-only]", "two-stage": "scripted"}
+    assert result["models"] == {
+        "zero-shot": "scripted",
+        "answer-only": "scripted + LoRA[answer-only]",
+        "two-stage": "scripted",
+        "two-stage+prior": "scripted + LoRA[answer-only]",
+    }
+    # Every rationale here concludes (A): wrong on q2 and q4 (q3 has no label A), and stage 2 followed neither.
+    assert result["follows_wrong"] == {"rationales_concluding_wrong": 2, "stage2_followed": 0, "rate": 0.0}
+    assert result["predictions"][0]["two-stage"]["samples"][0]["conclusion"] == "A"
     assert result["predictions"][3]["two-stage"]["rationale"] == "Because."  # the lettered answer sentence is cut
     paths = write_report(result, tmp_path / "report", "fixture")
     table = paths["results.md"].read_text().splitlines()
@@ -67,7 +75,7 @@ def test_accuracy_by_hand(tmp_path):
 def test_two_stage_reuses_given_rationales_and_generates_the_rest():
     lm = ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"})
     seen = []
-    given = {"two-stage": {"q2": Rationale("q2", "Given here. Thus, the answer is (B) b", "student", "earlier")}}
+    given = {"two-stage": {"q2": [Rationale("q2", "Given here. Thus, the answer is (B) b", "student", "earlier")]}}
     result = evaluate(
         Student(lm), QUESTIONS, ["two-stage"], batch_size=4, given=given, on_generated=lambda v, rs: seen.append((v, len(rs)))
     )
@@ -130,17 +138,25 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     assert [k["id"] for k in kept] == ["q1", "q2", "q3", "q4"] and not (out / "results.json").exists()
     # A line written by another model, and a torn last line, are ignored.
     with open(checkpoint, "a") as f:
-        f.write(json.dumps(kept[0] | {"id": "q1", "rationale": "stale", "writer": kept[0]["writer"] | {"base": "other"}}) + "\n")
+        f.write(
+            json.dumps(
+                kept[0]
+                | {"id": "q1", "rationales": [{"text": "stale", "conclusion": None}], "writer": kept[0]["writer"] | {"base": "other"}}
+            )
+            + "\n"
+        )
         f.write('{"variant": "two-st')
     monkeypatch.setattr(Student, "answers", real)
     generated = []
-    real_rationales = Student.rationales
-    monkeypatch.setattr(Student, "rationales", lambda self, qs, **kw: generated.extend(qs) or real_rationales(self, qs, **kw))
+    real_rationales = Student.sample_rationales
+    monkeypatch.setattr(
+        Student, "sample_rationales", lambda self, qs, *a, **kw: generated.extend(qs) or real_rationales(self, qs, *a, **kw)
+    )
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
-    assert "resuming: reusing 4 rationales" in result.output and generated == []
+    assert "resuming: reusing 4 questions' rationales" in result.output and generated == []
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
-    assert [p["two-stage"]["rationale"] for p in preds] == [k["rationale"] for k in kept]
+    assert [p["two-stage"]["rationale"] for p in preds] == [k["rationales"][0]["text"] for k in kept]
     assert not checkpoint.exists()
 
 

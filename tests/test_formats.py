@@ -18,11 +18,30 @@ def test_stage_inputs():
     assert formats.single_stage_target("Heat adds energy.", Q.choices[1]) == " Heat adds energy.\nAnswer: heat"
 
 
-def test_stage_two_and_stage_one_targets_drop_the_answer_sentence():
-    teacher = "Heat adds energy. The answer is heat. Thus, the answer is (b) heat"
+def test_stage_two_drops_the_answer_sentence_and_stage_one_learns_to_write_it():
+    teacher = "Heat adds energy. The answer is heat. Thus, the answer is (b) heat. Some more."
     assert formats.answer_input(Q, teacher).endswith("Rationale: Heat adds energy. The answer is heat.\nAnswer:")
-    assert formats.rationale_target(teacher) == " Heat adds energy. The answer is heat."
+    assert formats.rationale_target(teacher) == " Heat adds energy. The answer is heat. Thus, the answer is (b) heat."
+    assert formats.rationale_target("No conclusion here.") == " No conclusion here."
     assert formats.single_stage_target(teacher, Q.choices[1]) == " Heat adds energy. The answer is heat.\nAnswer: heat"
+
+
+@pytest.mark.parametrize(
+    "text, concluded, label",
+    [
+        ("Heat adds energy.", False, None),
+        ("Heat adds energy. Thus, the answer is", False, None),
+        ("Heat adds energy. Thus, the answer is (b", False, None),
+        ("Heat adds energy. Thus, the answer is (b)", True, "B"),
+        ("Cold slows it. So the answer is cold.", True, "A"),
+        ("Cold slows it. So the answer is (Z) nothing", True, None),
+        ("Heat adds energy.\nAnswer:", True, None),
+    ],
+)
+def test_a_rationale_names_its_conclusion_before_it_stops(text, concluded, label):
+    assert formats.rationale_concluded(text) is concluded
+    assert formats.rationale_conclusion(text, Q) == label
+    assert formats.rationale_body(text + " more") == formats.rationale_body(text) or not concluded
 
 
 @pytest.mark.parametrize(

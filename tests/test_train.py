@@ -2,6 +2,7 @@
 after an interruption, and bad configs and data fail clearly."""
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import TrainerCallback
@@ -139,10 +140,10 @@ def test_stage_two_can_also_learn_from_student_rationales(tmp_path, distill_set,
         json.dumps({"id": q.id, "answer_key": q.answer_key, "two-stage": {"label": "A", "rationale": "My own reasoning."}}) + "\n"
     )
     config = _config(tmp_path, tiny_causal_dir, distill_set, "answer", student_rationales=[str(preds)])
-    records, student = load_records(config)
-    assert student == {q.id: "My own reasoning."}
-    pairs = examples("answer", records, lambda t: t, student)
-    assert len(pairs) == len(records) + 1 and any("Rationale: My own reasoning." in p for p, _ in pairs)
+    data = load_records(config)
+    assert data.student == {q.id: ["My own reasoning."]}
+    pairs = examples("answer", data, lambda t: t, config)
+    assert len(pairs) == len(data.records) + 1 and any("Rationale: My own reasoning." in p for p, _ in pairs)
     preds.write_text('{"id": "x"}\n')
     with pytest.raises(ConfigError, match="predictions.jsonl"):
         load_records(config)
@@ -155,4 +156,103 @@ def test_a_rationale_that_is_only_a_lettered_answer_teaches_no_stage_that_reads_
     records = [DistillRecord(q, f"Thus, the answer is ({q.answer_key})", "t"), DistillRecord(q, "Real reasoning here.", "t")]
     for stage in ("rationale", "answer", "single-stage"):
         assert len(examples(stage, records, lambda t: t)) == 1, stage
-    assert len(examples("answer-only", records, lambda t: t)) == 2
+    assert len(examples("answer-only", records, lambda t: t)) == 1  # one example per question
+
+
+# -- many rationales per question: files, caps, the correctness filter, stage 2's mix ----------
+def _rationale_file(folder, name, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A data directory with one split and two teachers' rationale files, three rationales for q0."""
+    items = sample_items()[:3]
+    root = tmp_path / "data"
+    (root / "openbookqa").mkdir(parents=True)
+    (root / "openbookqa" / "train.jsonl").write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in items))
+    wrong = {q.id: next(c.label for c in q.choices if c.label != q.answer_key) for q, _ in items}
+    rows = lambda level: [  # noqa: E731
+        {
+            "id": q.id,
+            "rationale": f"Level {level} says {text} Thus, the answer is ({q.answer_key}).",
+            "teacher": f"t{level}",
+            "teacher_answer": q.answer_key,
+        }
+        for q, text in items
+    ]
+    folder = root / "rationales"
+    _rationale_file(folder, "gpt4o-level1_openbookqa_train.jsonl", rows(1))
+    _rationale_file(folder, "gpt4o-level2_openbookqa_train.jsonl", rows(2))
+    q0 = items[0][0]
+    cot = [{"id": q0.id, "rationale": "A wrong chain. Thus, the answer is (x).", "teacher": "cot", "teacher_answer": wrong[q0.id]}]
+    _rationale_file(folder, "gpt4o-cot_openbookqa_train.jsonl", cot)
+    _rationale_file(folder, "gpt4o-level1_openbookqa_dev.jsonl", rows(9))
+    return root
+
+
+def _data_config(tmp_path, data_dir, **kw):
+    return TrainConfig("rationale", [], str(tmp_path / "out"), data_dir=str(data_dir), **kw)
+
+
+def test_sources_choose_files_by_teacher_and_level_and_the_config_records_them(tmp_path, data_dir):
+    from scicot_core.train import load_records
+
+    config = _data_config(tmp_path, data_dir, sources=["gpt4o-level*"])
+    data = load_records(config)
+    assert [Path(f).name for f in config.data] == ["gpt4o-level1_openbookqa_train.jsonl", "gpt4o-level2_openbookqa_train.jsonl"]
+    assert len(data.records) == 6 and len(data.questions()) == 3  # one example per (question, rationale)
+    assert len(examples("rationale", data, lambda t: t)) == 6
+    config = _data_config(tmp_path, data_dir, sources=["gpt4o-*"])
+    assert len(load_records(config).records) == 7
+    with pytest.raises(ConfigError, match="matches 'gemini"):
+        load_records(_data_config(tmp_path, data_dir, sources=["gemini*"]))
+
+
+def test_caps_and_the_correctness_filter(tmp_path, data_dir):
+    from scicot_core.train import load_records
+
+    everything = _data_config(tmp_path, data_dir, sources=["gpt4o-*"])
+    q0 = sample_items()[0][0].id
+    assert sum(r.question.id == q0 for r in load_records(everything).records) == 3
+    correct = load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-*"], correct_only=True)).records
+    assert len(correct) == 6 and all("wrong chain" not in r.rationale for r in correct)
+    capped = load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-*"], max_per_question=1)).records
+    assert sorted(r.question.id for r in capped) == sorted(q.id for q, _ in sample_items()[:3])
+    again = load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-*"], max_per_question=1)).records
+    assert [r.rationale for r in capped] == [r.rationale for r in again]  # the same seed keeps the same ones
+
+
+def test_stage_two_mix_of_teacher_student_and_empty_rationales(tmp_path, data_dir):
+    from scicot_core.train import TrainingData, load_records
+
+    config = _data_config(tmp_path, data_dir, sources=["gpt4o-level1"])
+    config.stage, config.student_per_question, config.empty_rationale = "answer", 2, 1.0
+    data = load_records(config)
+    q0 = data.records[0].question
+    data = TrainingData(data.records, [], {q0.id: ["Mine, wrong.", "Mine, right.", "A third."]})
+    pairs = examples("answer", data, lambda t: t, config)
+    gold = f" {q0.choice(q0.answer_key).text}"
+    student = [p for p, c in pairs if "Mine" in p or "third" in p]
+    assert len(student) == 2 and all(c == gold for p, c in pairs if q0.stem in p)  # always the gold answer
+    assert sum(p.endswith("Rationale: \nAnswer:") for p, _ in pairs) == 3  # every question once with an empty one
+    config.teacher_for_answer, config.empty_rationale = False, 0.0
+    assert len(examples("answer", data, lambda t: t, config)) == 2
+
+
+def test_step_by_step_learns_two_tasks_with_prefixes(tmp_path, data_dir):
+    from scicot_core.train import load_records
+
+    data = load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level*"]))
+    pairs = examples("step-by-step", data, lambda t: t)
+    assert sum(p.startswith("[rationale] ") for p, _ in pairs) == 6 and sum(p.startswith("[answer] ") for p, _ in pairs) == 3
+
+
+def test_never_trains_on_a_test_split(tmp_path, data_dir):
+    from scicot_core.train import load_records
+
+    with pytest.raises(ConfigError, match="never train on a test split"):
+        load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level1"], questions=["openbookqa/test"]))
