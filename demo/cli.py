@@ -180,9 +180,9 @@ def samples():
 
 def _register_subgroups() -> None:
     from .cli_db import db
-    from .cli_method import eval_, teach, train
+    from .cli_method import eval_, sample, teach, train
 
-    for command in (db, teach, train, eval_):
+    for command in (db, teach, train, sample, eval_):
         main.add_command(command)
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
+from scicot_core import formats
 from scicot_core import variants as variant_table
 from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
-from scicot_core.formats import FORMAT_VERSION, TEACHER_MODES
+from scicot_core.formats import TEACHER_MODES
+from scicot_core.generated import GeneratedCheckpoint
 from scicot_core.pipeline import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
@@ -196,16 +197,14 @@ def _override(config: TrainConfig, item: str) -> None:
 )
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Two-stage: rationales per question (k).")
 @click.option(
+    "--max-tokens", type=click.IntRange(min=1), default=MAX_RATIONALE_TOKENS, show_default=True, help="Longest rationale, in tokens."
+)
+@click.option(
     "--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="Sampling temperature when --samples > 1."
 )
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=0.95, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling (same seed, same rationales).")
 @click.option("--prior-weight", type=click.FloatRange(0, 1), help="two-stage+prior's weight [default: the adapters' prior.json, else 0.5].")
-@click.option(
-    "--save-prior",
-    is_flag=True,
-    help="Save the two-stage+prior weight that scores best on these questions to the adapters' prior.json (dev only).",
-)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_(
     dataset,
@@ -219,11 +218,11 @@ def eval_(
     db_path,
     rationale_files,
     samples,
+    max_tokens,
     temperature,
     top_p,
     seed,
     prior_weight,
-    save_prior,
     as_json,
     data_dir,
 ):
@@ -237,8 +236,6 @@ def eval_(
     from scicot_core.models import load_model
 
     settings = Settings.from_env()
-    if save_prior and split == "test":
-        raise ConfigError("choose the prior weight on dev, never on test: drop --save-prior or use --split dev.")
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
     reused = load_student_rationales(rationale_files)
@@ -253,25 +250,23 @@ def eval_(
             )
     adapter_folder = adapters or settings.adapters or (BUNDLED_ADAPTERS if found else None)
     weight = prior_weight if prior_weight is not None else variant_table.prior_weight(adapter_folder)
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, MAX_RATIONALE_TOKENS, samples, sampling)
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling)
     given = checkpoint.load()
     if given:
         click.echo(f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}")
     for i, texts in reused.items():
         given.setdefault("two-stage", {})[i] = [Rationale(i, t, "student", "reused from an earlier run") for t in texts]
-    student = Student(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), adapters=found)
+    student = Student(
+        load_model(settings.student, settings.cache_dir, settings.offline, settings.threads),
+        adapters=found,
+        max_rationale_tokens=max_tokens,
+    )
     variants = available(student, variants or VARIANTS)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
         result = evaluate(
             student, questions, variants, batch_size, lambda v, n: bar.update(n), given, checkpoint.append, samples, sampling, weight
         )
     paths = write_report(result, out_dir, title)
-    if save_prior and result.get("prior_sweep"):
-        best = max(result["prior_sweep"], key=lambda w: (result["prior_sweep"][w] or 0, -abs(float(w) - 0.5)))
-        saved = variant_table.save_prior_weight(
-            adapter_folder, float(best), {"questions": title, "n": len(questions), "sweep": result["prior_sweep"]}
-        )
-        click.echo(f"saved prior weight {best} to {saved}")
     checkpoint.path.unlink(missing_ok=True)
     if db_path:
         _store_student_rationales(db_path, questions, result, settings)
@@ -279,69 +274,53 @@ def eval_(
     click.echo(json.dumps(summary, indent=2) if as_json else paths["results.md"].read_text() + f"\nreport: {out_dir}")
 
 
-class GeneratedCheckpoint:
-    """Rationales an evaluation has generated so far, one JSON line per question (its k
-    rationales), so an interrupted run resumes without generating them again. Each line records
-    what wrote it (base model, the adapter's path and a hash of its weights, the text format,
-    the length limit, k and the sampling settings); only lines written exactly as this run
-    would write them are reused. A torn last line is ignored."""
+@click.command()
+@question_options
+@click.option("--adapters", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder with the rationale/ adapter.")
+@click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True, help="Rationales per question.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True)
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=MAX_RATIONALE_TOKENS, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Sequences per generation batch.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL of {id, rationale, conclusion}; appended, resumable.",
+)
+def sample(dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out):
+    """Sample the student's own rationales for training questions (right and wrong alike), for
+    stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
+    from scicot_core.lm import Sampling
+    from scicot_core.models import load_model
 
-    STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
-
-    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None):
-        self.path = path
-        sampled = {"samples": samples, "sampling": asdict(sampling) if sampling else None}
-        self.writer = {
-            v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
-            for v, stage in self.STAGE.items()
-        }
-
-    def load(self) -> dict[str, dict[str, list[Rationale]]]:
-        given: dict[str, dict[str, list[Rationale]]] = {}
-        if not self.path.exists():
-            return given
-        text = self.path.read_text(encoding="utf-8")
-        if text and not text.endswith("\n"):  # a torn last line: end it, so new lines start clean
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write("\n")
-        for line in text.splitlines():
-            try:
-                row = json.loads(line)
-                if self.writer.get(row["variant"]) == row["writer"]:
-                    rs = [
-                        Rationale(row["id"], r["text"], "student", row["model_id"], row["ms"], meta={"conclusion": r["conclusion"]})
-                        for r in row["rationales"]
-                    ]
-                    given.setdefault(row["variant"], {})[row["id"]] = rs
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-        return given
-
-    def append(self, variant: str, rationales: list[list[Rationale]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            for rs in rationales:
-                texts = [{"text": r.text, "conclusion": r.meta.get("conclusion")} for r in rs]
-                row = {
-                    "variant": variant,
-                    "id": rs[0].question_id,
-                    "rationales": texts,
-                    "model_id": rs[0].model_id,
-                    "ms": rs[0].duration_ms,
-                }
-                f.write(json.dumps(row | {"writer": self.writer[variant]}) + "\n")
-
-
-def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:
-    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights and weights.exists() else None
-    return {
-        "base": base_model,
-        "adapter": str(Path(adapter).resolve()) if adapter else None,
-        "weights": digest,
-        "format": FORMAT_VERSION,
-        "max_tokens": max_tokens,
-    }
+    settings = Settings.from_env()
+    questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
+    found = find_adapters(adapters)
+    if "rationale" not in found:
+        raise ConfigError(f"{adapters} has no rationale/ adapter; train one with `scicot train --stage rationale`.")
+    done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    todo = [q for q in questions if q.id not in done]
+    student = Student(
+        load_model(settings.student, settings.cache_dir, settings.offline, settings.threads),
+        adapters={"rationale": found["rationale"]},
+        max_rationale_tokens=max_tokens,
+    )
+    per_call = max(1, batch_size // samples)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(todo), desc="sampling", unit="q") as bar, open(out, "a", encoding="utf-8") as f:
+        for i in range(0, len(todo), per_call):
+            part = todo[i : i + per_call]
+            batch = student.sample_rationales(
+                part, samples, Sampling(temperature, top_p, seed + i), batch_size, stop=formats.rationale_concluded
+            )
+            for rs in batch:
+                for r in rs:
+                    f.write(json.dumps({"id": r.question_id, "rationale": r.text, "conclusion": r.meta["conclusion"]}) + "\n")
+            f.flush()
+            bar.update(len(part))
+    click.echo(f"{out}: {len(todo)} questions sampled ({len(done)} were there already), {samples} rationales each")
 
 
 def _store_student_rationales(db_path: Path, questions, result: dict, settings: Settings) -> None:

@@ -8,6 +8,7 @@ reads. Each line is an AI2 question record plus its rationale and provenance:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import tempfile
@@ -65,7 +66,8 @@ def join_rationales(rationale_file: Path | str, question_file: Path | str) -> li
     """A rationale file (`id`, `rationale`, `teacher`, ...) joined on id with its questions,
     such as `rationales/flan_t5_arc_challenge_train.jsonl` with `arc_challenge/train.jsonl`."""
     rationale_file = Path(rationale_file)
-    questions = {q.id: q for q in load_jsonl(question_file)}
+    stamp = Path(question_file).stat().st_mtime_ns if Path(question_file).exists() else -1  # a missing file: load_jsonl says so
+    questions = _questions_by_id(str(Path(question_file).resolve()), stamp)
     out = []
     for number, row in read_jsonl(rationale_file):
         where = f"{rationale_file}:{number}"
@@ -77,6 +79,12 @@ def join_rationales(rationale_file: Path | str, question_file: Path | str) -> li
         extra = {k: row[k] for k in ("dataset", "split", "teacher_answer") if k in row}
         out.append(DistillRecord(question, row["rationale"].strip(), str(row.get("teacher") or "unknown"), "teacher", extra))
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _questions_by_id(path: str, mtime_ns: int) -> dict[str, Question]:
+    """A question split by id, read once however many rationale files join it (keyed by mtime)."""
+    return {q.id: q for q in load_jsonl(path)}
 
 
 def rationale_question_file(rationale_file: Path, data_dir: Path) -> Path:

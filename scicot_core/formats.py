@@ -132,7 +132,8 @@ def clean_rationale(text: str) -> str:
     """Collapse whitespace so a rationale is one paragraph, drop control characters, and cut a
     generated answer line off."""
     text = text.split(SINGLE_STAGE_STOP)[0]
-    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    if not text.isprintable():  # the per-character pass only where needed: it dominates loading large sets
+        text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
     return " ".join(text.split())
 
 

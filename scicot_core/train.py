@@ -161,9 +161,11 @@ def tokenize(pairs: list[tuple[str, str]], tokenizer, max_length: int, seq2seq: 
     """Token ids with labels only on the completion (-100 on the prompt); prompts are cut from
     the left when too long, so the completion always survives."""
     rows = []
-    for prompt, completion in pairs:
-        p = tokenizer(prompt)["input_ids"]
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    # One batched call per side: the fast tokenizer works through a list in parallel.
+    prompt_ids = tokenizer([p for p, _ in pairs])["input_ids"] if pairs else []
+    completion_ids = tokenizer([c for _, c in pairs], add_special_tokens=False)["input_ids"] if pairs else []
+    for p, c in zip(prompt_ids, completion_ids):
+        c = c + [tokenizer.eos_token_id]
         if seq2seq:
             rows.append({"input_ids": p[-max_length:], "labels": c[:max_length]})
             continue

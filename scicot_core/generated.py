@@ -1,0 +1,77 @@
+"""Rationales an evaluation has generated so far, kept on disk so that an interrupted run
+resumes without generating them again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .formats import FORMAT_VERSION
+from .questions import Rationale
+
+
+class GeneratedCheckpoint:
+    """Rationales an evaluation has generated so far, one JSON line per question (its k
+    rationales), so an interrupted run resumes without generating them again. Each line records
+    what wrote it (base model, the adapter's path and a hash of its weights, the text format,
+    the length limit, k and the sampling settings); only lines written exactly as this run
+    would write them are reused. A torn last line is ignored."""
+
+    STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
+
+    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None):
+        self.path = path
+        sampled = {"samples": samples, "sampling": asdict(sampling) if sampling else None}
+        self.writer = {
+            v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
+            for v, stage in self.STAGE.items()
+        }
+
+    def load(self) -> dict[str, dict[str, list[Rationale]]]:
+        given: dict[str, dict[str, list[Rationale]]] = {}
+        if not self.path.exists():
+            return given
+        text = self.path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # a torn last line: end it, so new lines start clean
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("\n")
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+                if self.writer.get(row["variant"]) == row["writer"]:
+                    rs = [
+                        Rationale(row["id"], r["text"], "student", row["model_id"], row["ms"], meta={"conclusion": r["conclusion"]})
+                        for r in row["rationales"]
+                    ]
+                    given.setdefault(row["variant"], {})[row["id"]] = rs
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return given
+
+    def append(self, variant: str, rationales: list[list[Rationale]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            for rs in rationales:
+                texts = [{"text": r.text, "conclusion": r.meta.get("conclusion")} for r in rs]
+                row = {
+                    "variant": variant,
+                    "id": rs[0].question_id,
+                    "rationales": texts,
+                    "model_id": rs[0].model_id,
+                    "ms": rs[0].duration_ms,
+                }
+                f.write(json.dumps(row | {"writer": self.writer[variant]}) + "\n")
+
+
+def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:
+    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights and weights.exists() else None
+    return {
+        "base": base_model,
+        "adapter": str(Path(adapter).resolve()) if adapter else None,
+        "weights": digest,
+        "format": FORMAT_VERSION,
+        "max_tokens": max_tokens,
+    }

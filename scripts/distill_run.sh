@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One distillation run end to end, resumable (finished steps are skipped; rerun to go on), on a
+# GPU when there is one and on the CPU otherwise:
+#   1. stage 1 on the strong-teacher OpenBookQA rationales (several per question), EntailmentBank
+#      and Flan-T5, correct-only; 2. answer-only on every training question; 3. the student's own
+#      sampled rationales for the training questions; 4. stage 2 on teacher + own + empty
+#      rationales; 5. dev: zero-shot, answer-only, two-stage (greedy and k samples), two-stage+prior
+#      (weight chosen on all dev sets together); 6. step-by-step, trained and scored on dev;
+#      7. test, only when TEST=1 (final candidates).
+# Settings (environment): DATA (data dir), RUN (output, default ~/.cache/scicot/runs/distill),
+# BS (train batch), GEN_BS (generation batch), K (samples at eval), KTRAIN (own samples per
+# training question), MAXTOK (rationale tokens), EPOCHS, LR, RANK, SMOKE=N (N questions and
+# steps everywhere: a quick check of the whole path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
+BS=${BS:-8}; GEN_BS=${GEN_BS:-32}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
+EPOCHS=${EPOCHS:-1}; LR=${LR:-2e-4}; RANK=${RANK:-16}
+A=$RUN/adapters
+mkdir -p "$A" "$RUN/dev" "$RUN/test" "$RUN/own"
+scicot() { "$PY" -m demo.cli "$@"; }
+log() { echo "== $* $(date -u +%FT%TZ)"; }
+
+SOURCES=(--source 'gpt4o-level[1-3]' --source 'gemini15flash-level[1-4]' --source entailmentbank --source flan_t5)
+QUESTIONS=(--questions arc_easy/train --questions arc_challenge/train --questions openbookqa/train)
+TRAIN_SET=(--set batch_size="$BS" --set learning_rate="$LR" --set epochs="$EPOCHS" --set max_length=320
+  --set lora_r="$RANK" --set lora_alpha=$((2 * RANK)) --set save_steps=200 --set logging_steps=20
+  --set 'target_modules=["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]')
+EVAL_LIMIT=(); SAMPLE_LIMIT=()
+if [ -n "${SMOKE:-}" ]; then
+  TRAIN_SET+=(--set limit="$SMOKE" --set max_steps="$SMOKE"); EVAL_LIMIT=(--limit "$SMOKE"); SAMPLE_LIMIT=(--limit "$SMOKE")
+  QUESTIONS=()
+fi
+
+train() {  # train STAGE ARGS...: skipped once its adapter exists
+  local stage=$1; shift
+  [ -f "$A/$stage/adapter_config.json" ] && { log "$stage already trained"; return; }
+  log "train $stage"
+  scicot train --stage "$stage" --data-dir "$DATA" --out "$A/$stage" "${TRAIN_SET[@]}" "$@"
+}
+
+evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set
+  local split=$1 name=$2; shift 2
+  for ds in openbookqa arc_challenge arc_easy; do
+    local out="$RUN/$split/$ds-$name"
+    [ -f "$out/results.json" ] && continue
+    log "eval $ds/$split $name"
+    scicot eval --dataset "$ds" --split "$split" --data-dir "$DATA" --adapters "$A" --max-tokens "$MAXTOK" \
+      --batch-size "$GEN_BS" --out "$out" "${EVAL_LIMIT[@]}" "$@" > /dev/null
+  done
+}
+
+train rationale "${SOURCES[@]}" --correct-only
+train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}"
+for ds in openbookqa arc_easy arc_challenge; do
+  [ -f "$RUN/own/$ds.done" ] && continue
+  log "sample own rationales $ds/train"
+  scicot sample --dataset "$ds" --split train --data-dir "$DATA" --adapters "$A" --samples "$KTRAIN" \
+    --max-tokens "$MAXTOK" --batch-size "$GEN_BS" --out "$RUN/own/$ds.jsonl" "${SAMPLE_LIMIT[@]}" && touch "$RUN/own/$ds.done"
+done
+train answer "${SOURCES[@]}" --max-per-question 2 "${QUESTIONS[@]}" --set empty_rationale=0.3 \
+  --student-rationales "$RUN/own/openbookqa.jsonl" --student-rationales "$RUN/own/arc_easy.jsonl" \
+  --student-rationales "$RUN/own/arc_challenge.jsonl"
+evaluate dev greedy --variant zero-shot --variant answer-only --variant two-stage
+evaluate dev k$K --variant two-stage --variant two-stage+prior --samples "$K" --temperature 0.7
+"$PY" scripts/choose_prior.py "$A" "$RUN"/dev/*-k"$K"/results.json
+train step-by-step "${SOURCES[@]}" --max-per-question 4 "${QUESTIONS[@]}"
+evaluate dev sbs --variant step-by-step
+if [ "${TEST:-0}" = 1 ]; then
+  evaluate test greedy --variant zero-shot --variant answer-only --variant step-by-step --variant two-stage
+  evaluate test k$K --variant two-stage --variant two-stage+prior --samples "$K" --temperature 0.7
+fi
+log done

@@ -1,0 +1,143 @@
+"""Sampling, self-consistency, the prior mix and the variant table: seeded sampling is
+reproducible, voting and averaging on hand-made distributions, and clear errors for bad settings."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from demo.cli import main
+from scicot_core import variants
+from scicot_core.errors import ConfigError
+from scicot_core.lm import Sampling
+from scicot_core.pipeline import Answer, Student, majority_label, mean_answer, with_prior
+from scicot_core.questions import Choice, Question, sample_items
+
+Q = Question("q", "What melts ice?", (Choice("A", "cold"), Choice("B", "heat"), Choice("C", "salt")), "B")
+
+
+def _answer(a, b, c):
+    probs = {"A": a, "B": b, "C": c}
+    best = max(probs, key=probs.get)
+    return Answer("q", best, Q.choice(best).text, probs, "two-stage")
+
+
+def test_averaging_and_voting_by_hand():
+    answers = [_answer(0.5, 0.4, 0.1), _answer(0.5, 0.4, 0.1), _answer(0.0, 0.9, 0.1)]
+    mean = mean_answer(Q, answers, "two-stage")
+    assert mean.probabilities == pytest.approx({"A": 1 / 3, "B": 1.7 / 3, "C": 0.1})
+    assert mean.label == "B"  # the average prefers B, though A won two of the three answers
+    assert majority_label(Q, answers) == "A"
+    tie = [_answer(0.6, 0.3, 0.1), _answer(0.1, 0.8, 0.1)]
+    assert majority_label(Q, tie) == "B"  # one vote each: the higher mean probability wins
+
+
+def test_the_prior_mix_is_log_linear():
+    answer, prior = _answer(0.7, 0.2, 0.1), _answer(0.1, 0.8, 0.1)
+    assert with_prior(Q, answer, prior, 0.0).probabilities == pytest.approx(answer.probabilities)
+    assert with_prior(Q, answer, prior, 1.0).probabilities == pytest.approx(prior.probabilities)
+    half = with_prior(Q, answer, prior, 0.5).probabilities
+    expected = {k: (answer.probabilities[k] * prior.probabilities[k]) ** 0.5 for k in "ABC"}
+    total = sum(expected.values())
+    assert half == pytest.approx({k: v / total for k, v in expected.items()})
+    with pytest.raises(ConfigError, match="prior weight"):
+        with_prior(Q, answer, prior, 1.5)
+
+
+def test_seeded_sampling_is_reproducible_and_batched(tiny_causal):
+    student = Student(tiny_causal, max_rationale_tokens=8)
+    questions = [q for q, _ in sample_items()[:2]]
+    first = student.sample_rationales(questions, 3, Sampling(1.0, 1.0, seed=7), batch_size=6)
+    again = student.sample_rationales(questions, 3, Sampling(1.0, 1.0, seed=7), batch_size=6)
+    other = student.sample_rationales(questions, 3, Sampling(1.0, 1.0, seed=8), batch_size=6)
+    texts = lambda rs: [[r.text for r in group] for group in rs]  # noqa: E731
+    assert [len(g) for g in first] == [3, 3] and texts(first) == texts(again) != texts(other)
+    assert [r.meta["sample"] for r in first[0]] == [0, 1, 2]
+    greedy = student.sample_rationales(questions, 1, None, batch_size=6)
+    assert texts(greedy) == [[r.text] for r in student.rationales(questions)]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Sampling(temperature=0), "temperature must be above 0"),
+        (lambda: Sampling(temperature=-1), "temperature must be above 0"),
+        (lambda: Sampling(top_p=0), "top_p"),
+    ],
+)
+def test_bad_sampling_settings(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_k_below_one_or_several_without_sampling_is_refused(tiny_causal):
+    student = Student(tiny_causal, max_rationale_tokens=4)
+    with pytest.raises(ConfigError, match="at least 1"):
+        student.sample_rationales([Q], 0, Sampling())
+    with pytest.raises(ConfigError, match="only when sampling"):
+        student.sample_rationales([Q], 2, None)
+
+
+def test_the_table_says_what_each_variant_needs():
+    assert variants.available(lambda stage: False) == ["zero-shot", "two-stage"]
+    assert variants.available(lambda stage: stage == "answer-only") == ["zero-shot", "answer-only", "two-stage", "two-stage+prior"]
+    assert variants.get("step-by-step").needs == ("step-by-step",) and not variants.get("step-by-step").generates
+    with pytest.raises(ConfigError, match="unknown variant"):
+        variants.get("three-stage")
+
+
+def test_prior_weight_file(tmp_path):
+    assert variants.prior_weight(tmp_path) == variants.DEFAULT_PRIOR_WEIGHT
+    variants.save_prior_weight(tmp_path, 0.3, {"dev": "x"})
+    assert variants.prior_weight(tmp_path) == 0.3
+    (tmp_path / variants.PRIOR_FILE).write_text('{"weight": 2}')
+    with pytest.raises(ConfigError, match="outside"):
+        variants.prior_weight(tmp_path)
+
+
+def test_eval_and_ask_with_samples_on_a_tiny_model(tmp_path, tiny_causal_dir):
+    from scicot_core.train import TrainConfig
+    from scicot_core.train import main as train
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps(q.to_ai2() | {"rationale": t, "teacher": "ref"}) + "\n" for q, t in sample_items()[:8]))
+    adapters = tmp_path / "adapters"
+    for stage in ("rationale", "answer", "answer-only", "step-by-step"):
+        train(
+            TrainConfig(stage, [str(data)], str(adapters / stage), str(tiny_causal_dir), max_steps=2, batch_size=4),
+            tmp_path / "c",
+            progress=False,
+        )
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:4]))
+    env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    args = [
+        "eval",
+        "--questions",
+        str(questions),
+        "--adapters",
+        str(adapters),
+        "--out",
+        str(tmp_path / "r"),
+        "--samples",
+        "3",
+        "--max-tokens",
+        "6",
+    ]
+    result = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["variants"] == ["zero-shot", "answer-only", "step-by-step", "two-stage", "two-stage+prior"]
+    assert len(report["accuracy_by_k"]["two-stage"]) == 3 and report["samples"] == 3
+    assert set(report["prior_sweep"]) == {str(w / 10) for w in range(11)}
+    preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
+    assert all(len(p["two-stage"]["samples"]) == 3 for p in preds)
+    bad = CliRunner().invoke(main, [*args[:-4], "--samples", "0"], env=env)
+    assert bad.exit_code != 0 and "--samples" in bad.output
+    ask = ["ask", "--question", "What melts ice?", "--choice", "cold", "--choice", "heat", "--samples", "3", "--teacher", "none", "--json"]
+    result = CliRunner().invoke(main, ask, env=env | {"SCICOT_ADAPTERS": str(adapters)})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["samples"]) == 3 and all(set(s["probabilities"]) == {"A", "B"} for s in out["samples"])
+    mean = {k: sum(s["probabilities"][k] for s in out["samples"]) / 3 for k in "AB"}
+    assert out["answer"]["probabilities"] == pytest.approx(mean)
