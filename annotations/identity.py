@@ -66,6 +66,7 @@ class IdentityVerbs:
 
     def check_secret(self, name: str, secret) -> None:
         """The operator's secret, given on `name`'s behalf; wrong ones count towards the throttle."""
+        name = validate.name(name)
         if not self._reviewer_secret:
             raise PermissionDenied("no reviewer secret is configured; set SCICOT_REVIEWER_SECRET to enable reviewers.")
         if not self._attempt("secret", name, secret_matches(secret, self._reviewer_secret)):
