@@ -59,3 +59,15 @@ def m001_initial(db: Database) -> None:
         not_null={"rationale_id", "decision", "reviewer", "created_utc"},
     )
     db["curation"].create_index(["rationale_id"])
+
+
+@migrations()
+def m002_rater_tokens_and_auth_failures(db: Database) -> None:
+    # Only a hash of each rater's token is kept; raters from before this migration have none
+    # and can be given one only with the operator's secret.
+    db["raters"].add_column("token_hash", str)
+    # Wrong tokens and secrets, counted to throttle guessing; kept in the store so that every
+    # worker thread, every `scicot` process and a restarted app share one count.
+    db["auth_failures"].create({"id": int, "kind": str, "name": str, "created_utc": str}, pk="id", not_null={"kind", "name", "created_utc"})
+    db["auth_failures"].create_index(["name", "created_utc"])
+    db["auth_failures"].create_index(["kind", "created_utc"])

@@ -6,11 +6,11 @@ verbs for questions, rationales, raters, ratings, curation and the rating queue.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,8 +23,9 @@ from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.formats import FORMAT_VERSION
 from scicot_core.questions import Choice, Question, Rationale
 
-from . import validate
+from . import identity, validate
 from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
+from .identity import IdentityVerbs
 from .migrations import migrations
 
 BUSY_TIMEOUT_S = 30.0
@@ -50,13 +51,14 @@ class QueueItem:
     draft: dict | None
 
 
-class Store:
+class Store(IdentityVerbs):
     """Everything the app and the CLI write or read about human judgements goes through here."""
 
-    def __init__(self, path: Path | str, reviewer_secret: str | None = None):
+    def __init__(self, path: Path | str, reviewer_secret: str | None = None, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reviewer_secret = reviewer_secret
+        self._clock = clock  # seconds since the epoch; tests pass a fake to step through the throttle
         self._local = threading.local()
         db = self.db
         db.conn.execute("PRAGMA journal_mode=WAL")
@@ -174,23 +176,50 @@ class Store:
             db["rationales"].insert_all(rationale_rows, ignore=True)
             return db["questions"].count - q0, db["rationales"].count - r0
 
-    # -- raters and roles -------------------------------------------------------------------------
+    # -- raters, identity and roles ----------------------------------------------------------------
     def add_rater(self, name: str) -> str:
-        """Register a rater (idempotent) and return the cleaned name."""
+        """Register a rater whose identity is vouched for elsewhere (a Hugging Face login on a
+        Space); idempotent. Typed names go through `authenticate` (in `IdentityVerbs`)."""
         name = validate.name(name)
         with self._write() as db:
             db["raters"].insert({"name": name, "role": "rater", "created_utc": now_utc()}, ignore=True)
         return name
 
-    def grant_reviewer(self, name: str, secret: str) -> None:
-        """Make a rater a reviewer, if `secret` matches the one this store was opened with."""
-        if not self._reviewer_secret:
-            raise PermissionDenied("no reviewer secret is configured; set SCICOT_REVIEWER_SECRET to enable reviewers.")
-        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), self._reviewer_secret.encode()):
-            raise PermissionDenied("wrong reviewer secret; ask whoever runs this deployment for SCICOT_REVIEWER_SECRET.")
-        name = self._known_rater(name)
+    # SQL behind the sign-in verbs of `identity.IdentityVerbs`
+    def _token_hash(self, name: str) -> tuple[bool, str | None]:
+        row = self._one("select token_hash from raters where name = ?", [name])
+        return row is not None, row["token_hash"] if row else None
+
+    def _save_token(self, name: str, hashed: str, replace: bool) -> None:
+        """Register `name` with this token hash; an existing name only when `replace`."""
         with self._write() as db:
+            taken = db["raters"].count_where("name = ?", [name]) > 0
+            if taken and not replace:  # checked inside the write lock: two first sign-ins cannot both claim a name
+                raise PermissionDenied(f"{name!r} is already claimed; sign in with its token, or choose another name.")
+            if not taken:
+                db["raters"].insert({"name": name, "role": "rater", "created_utc": now_utc()})
+            db["raters"].update(name, {"token_hash": hashed})
+
+    def _make_reviewer(self, name: str) -> None:
+        with self._write() as db:
+            db["raters"].insert({"name": name, "role": "reviewer", "created_utc": now_utc()}, ignore=True)
             db["raters"].update(name, {"role": "reviewer"})
+
+    def _attempt(self, kind: str, name: str, ok: bool) -> bool:
+        """Count one token or secret check: refused while locked out (even when right, or
+        guessing would go on), recorded when wrong; in one transaction, so that concurrent
+        guesses cannot all slip under the limit."""
+        now = self._clock()
+        since = identity.iso(now - identity.FAILURE_WINDOW_S)
+        with self._write() as db:
+            recent = list(db.query("select kind, name, created_utc from auth_failures where created_utc > ?", [since]))
+            wait = identity.lockout_s(recent, kind, name, now)
+            if not wait and not ok:
+                db.execute("delete from auth_failures where created_utc <= ?", [since])  # they no longer count
+                db["auth_failures"].insert({"kind": kind, "name": name, "created_utc": identity.iso(now)})
+        if wait:
+            raise PermissionDenied(f"too many wrong attempts; wait {wait} s and try again.")
+        return ok
 
     def role(self, name: str) -> str | None:
         row = self._one("select role from raters where name = ?", [name])

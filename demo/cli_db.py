@@ -21,9 +21,27 @@ db_option = click.option(
 )
 
 
+# A rater's token is that person's credential for one command, not the deployment's
+# configuration, so it comes with the command (or its shell) rather than through Settings.
+token_option = click.option(
+    "--token", envvar="SCICOT_RATER_TOKEN", show_envvar=True, help="Your rater token, printed once by `scicot db claim`."
+)
+secret_option = click.option("--secret", help="The reviewer secret [default: SCICOT_REVIEWER_SECRET].")
+
+
 def open_store(db_path: Path | None) -> Store:
     settings = Settings.from_env()
     return Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
+
+
+def reviewer_store(db_path: Path | None, reviewer: str, secret: str | None) -> Store:
+    """The store, once `reviewer` has shown the reviewer secret for this very action: without a
+    secret configured, curation and export are refused, whatever role a name holds."""
+    settings = Settings.from_env()
+    store = Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
+    store.check_secret(reviewer, settings.reviewer_secret if secret is None else secret)
+    store.require_reviewer(reviewer)
+    return store
 
 
 @click.group()
@@ -120,11 +138,11 @@ def import_(files, question_file, data_dir, db_path):
 @click.option("--min-mean", type=float, help="Keep rationales whose mean score is at least this.")
 @click.option("--min-raters", type=int, default=0, show_default=True, help="Keep rationales with at least this many submitted ratings.")
 @click.option("--push-to-hub", "repo_id", help="Also push the set to this hub dataset repo (needs HF_TOKEN and a network).")
+@secret_option
 @db_option
-def export(destination, reviewer, fmt, include_all, min_mean, min_raters, repo_id, db_path):
+def export(destination, reviewer, fmt, include_all, min_mean, min_raters, repo_id, secret, db_path):
     """Write curated rationales as the distillation set (JSONL is what `scicot train` reads)."""
-    store = open_store(db_path)
-    store.require_reviewer(reviewer)
+    store = reviewer_store(db_path, reviewer, secret)
     rows = export_rows(store.curation_rows(), ExportFilter(not include_all, min_mean, min_raters))
     write_export(rows, destination, fmt)
     click.echo(f"wrote {len(rows)} rationales to {destination} ({fmt})")
@@ -138,20 +156,33 @@ def export(destination, reviewer, fmt, include_all, min_mean, min_raters, repo_i
 @click.option("--secret", prompt=True, hide_input=True, help="The reviewer secret (SCICOT_REVIEWER_SECRET of this deployment).")
 @db_option
 def grant(name, secret, db_path):
-    """Give a rater the reviewer role (curation and export)."""
-    store = open_store(db_path)
-    store.add_rater(name)
-    store.grant_reviewer(name, secret)
+    """Give a name the reviewer role (curation and export), registering it if new."""
+    name = open_store(db_path).grant_reviewer(name, secret)
     click.echo(f"{name} is now a reviewer")
 
 
 @db.command()
-@click.option("--rater", required=True, help="Your rater name (registered on first use).")
+@click.argument("name")
+@click.option("--secret", help="The reviewer secret: only to give a name already claimed a new token (a lost one, or none yet).")
 @db_option
-def queue(rater, db_path):
+def claim(name, secret, db_path):
+    """Claim a rater name; prints its token, once (keep it: rating as NAME needs it).
+
+    The token alone goes to stdout: `export SCICOT_RATER_TOKEN=$(scicot db claim ann)`.
+    """
+    token = open_store(db_path).claim_rater(name, secret)
+    click.echo(f"{name.strip()}: your rater token follows; it is not shown again, so keep it to rate as {name.strip()}.", err=True)
+    click.echo(token)
+
+
+@db.command()
+@click.option("--rater", required=True, help="Your rater name (claimed with `scicot db claim`).")
+@token_option
+@db_option
+def queue(rater, token, db_path):
     """Show the next rationale for a rater, with progress."""
     store = open_store(db_path)
-    rater = store.add_rater(rater)
+    rater = store.authenticate(rater, token, claim=False).name
     item = store.next_item(rater)
     p = store.progress(rater)
     click.echo(f"{rater}: {p['rater_done']} done, {p['rater_remaining']} to go")
@@ -175,11 +206,12 @@ def queue(rater, db_path):
 @click.option("--preference", type=click.Choice(PREFERENCES))
 @click.option("--comment", default="")
 @click.option("--skip", is_flag=True, help="Pass on this rationale instead of rating it.")
+@token_option
 @db_option
-def rate(rationale_id, rater, scores, preference, comment, skip, db_path):
+def rate(rationale_id, rater, scores, preference, comment, skip, token, db_path):
     """Rate (or skip) one rationale; rating it again replaces your earlier rating."""
     store = open_store(db_path)
-    rater = store.add_rater(rater)
+    rater = store.authenticate(rater, token, claim=False).name
     if skip:
         store.skip(rationale_id, rater)
         click.echo(f"skipped {rationale_id}")
@@ -198,9 +230,10 @@ def rate(rationale_id, rater, scores, preference, comment, skip, db_path):
 @click.option("--decision", type=click.Choice(DECISIONS), required=True)
 @click.option("--reason", default="")
 @click.option("--text", "edited_text", help="The edited rationale (with --decision edit).")
+@secret_option
 @db_option
-def curate(rationale_id, reviewer, decision, reason, edited_text, db_path):
-    """Accept, reject or edit a rationale (reviewers only)."""
-    store = open_store(db_path)
+def curate(rationale_id, reviewer, decision, reason, edited_text, secret, db_path):
+    """Accept, reject or edit a rationale (reviewers only, with the reviewer secret)."""
+    store = reviewer_store(db_path, reviewer, secret)
     store.curate(rationale_id, decision, reviewer, reason, edited_text)
     click.echo(f"{decision} recorded for {rationale_id}")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from annotations.criteria import CRITERIA, MAX_RATIONALE_CHARS
 from scicot_core import formats
-from scicot_core.errors import DataError
+from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import MAX_CHOICES, Choice, Question, Rationale
 
 from .deps import MAX_LISTED, Deps
@@ -120,12 +120,32 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
 
 
 # -- Rate ---------------------------------------------------------------------------------------
-def sign_in(deps: Deps, profile, typed: str) -> str:
-    """The rater: the Hugging Face user on a Space, else the typed name."""
-    name = getattr(profile, "username", None) or (typed or "").strip()
-    if not name:
-        raise DataError("type your name (or sign in with Hugging Face) to rate.")
-    return deps.store.add_rater(name)
+def sign_in(deps: Deps, profile, typed: str, token: str = "") -> tuple[str, str]:
+    """(rater, line to show). On a Space only the Hugging Face login counts, never a typed name;
+    elsewhere a typed name is claimed on first use, its token shown this once, and afterwards
+    needs that token."""
+    if deps.settings.on_space:
+        username = getattr(profile, "username", None)
+        if not username:
+            raise PermissionDenied("log in with Hugging Face to rate (the “Sign in with Hugging Face” button in this tab).")
+        name = deps.store.add_rater(username)
+        return name, f"Rating as **{safe(name)}** (Hugging Face login)."
+    if not (typed or "").strip():
+        raise DataError("type your name to rate (and your token, if you have rated under that name before).")
+    who = deps.store.authenticate(typed, token=(token or "").strip() or None)
+    if who.new_token is None:
+        return who.name, f"Rating as **{safe(who.name)}**."
+    return who.name, (
+        f"Rating as **{safe(who.name)}**, a name new here. Your token: `{who.new_token}`  \n"
+        f"Keep this to sign in again as {safe(who.name)}: it is not shown again."
+    )
+
+
+def _signed_in(rater) -> str:
+    # The rater comes from this session's server-side state, which only sign_in sets.
+    if not rater:
+        raise PermissionDenied("sign in first, at the top of the Rate tab.")
+    return rater
 
 
 NOTHING_LEFT = "*Nothing left to rate: ask more questions or import a distillation set.*"
@@ -133,9 +153,7 @@ NOTHING_LEFT = "*Nothing left to rate: ask more questions or import a distillati
 
 def next_item(deps: Deps, rater: str) -> tuple:
     """(question_md, rationale_md, other_md, progress_md, rationale_id, scores..., preference, comment, edit_text)."""
-    if not rater:
-        raise DataError("sign in first.")
-    item = deps.store.next_item(rater)
+    item = deps.store.next_item(_signed_in(rater))
     progress = deps.store.progress(rater)
     progress_md = (
         f"**{progress['rater_done']}** done · **{progress['rater_remaining']}** to go · {progress['submitted_ratings']} ratings by everyone"
@@ -165,6 +183,7 @@ def next_item(deps: Deps, rater: str) -> tuple:
 def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
     """values: one score per criterion, then preference, then comment."""
     *scores, preference, comment = values
+    _signed_in(rater)
     if not rationale_id:
         raise DataError("load a rationale first.")
     missing = [c.name for c, v in zip(CRITERIA, scores) if v in (None, "")]
@@ -175,6 +194,7 @@ def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
 
 
 def skip_item(deps: Deps, rater: str, rationale_id: str) -> str:
+    _signed_in(rater)
     if not rationale_id:
         raise DataError("load a rationale first.")
     deps.store.skip(rationale_id, rater)
@@ -183,6 +203,7 @@ def skip_item(deps: Deps, rater: str, rationale_id: str) -> str:
 
 def save_edit(deps: Deps, rater: str, rationale_id: str, text: str) -> str:
     """Save an edited rationale as a human edit linked to its source (it joins the queue)."""
+    _signed_in(rater)
     if not rationale_id:
         raise DataError("load a rationale first.")
     if text and len(text) > MAX_RATIONALE_CHARS:

@@ -25,8 +25,8 @@ CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "m
 
 
 def become_reviewer(deps: Deps, name: str, secret: str) -> str:
-    deps.store.add_rater(name)
-    deps.store.grant_reviewer(name, secret)
+    """Sign in as a reviewer: the secret is checked, and wrong ones throttled, before anything is written."""
+    name = deps.store.grant_reviewer(name, secret)
     return f"{safe(name)} is a reviewer."
 
 

@@ -186,8 +186,17 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
 
 def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
     with gr.Column(elem_id="rate-panel"):
+        typed = not deps.settings.on_space  # on a Space only the Hugging Face login names a rater
         with gr.Row():
-            name = gr.Textbox(label="Your name", placeholder="e.g. ada", max_lines=1, elem_id="rater-name", scale=3)
+            name = gr.Textbox(label="Your name", placeholder="e.g. ada", max_lines=1, elem_id="rater-name", scale=3, visible=typed)
+            token = gr.Textbox(
+                label="Your token (leave empty the first time: you get one)",
+                type="password",
+                max_lines=1,
+                elem_id="rater-token",
+                scale=3,
+                visible=typed,
+            )
             sign = gr.Button("Start rating", elem_id="rater-sign-in", scale=1)
             if deps.settings.on_space:
                 gr.LoginButton()
@@ -219,12 +228,13 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
 
     item_outputs = [question, rationale, other, progress, rationale_id, *scores, preference, comment, edit]
 
-    def sign_in(typed, profile: gr.OAuthProfile | None = None):
-        who = h.sign_in(deps, profile, typed)
-        return (who, f"Rating as **{who}**.", *h.next_item(deps, who))
+    def sign_in(typed_name, typed_token, profile: gr.OAuthProfile | None = None):
+        who, message = h.sign_in(deps, profile, typed_name, typed_token)
+        return (who, message, *h.next_item(deps, who))
 
-    sign.click(friendly(sign_in), name, [rater, signed, *item_outputs], api_name="sign_in", concurrency_limit=None)
-    name.submit(friendly(sign_in), name, [rater, signed, *item_outputs], api_name=False)
+    sign.click(friendly(sign_in), [name, token], [rater, signed, *item_outputs], api_name="sign_in", concurrency_limit=None)
+    for box in (name, token):
+        box.submit(friendly(sign_in), [name, token], [rater, signed, *item_outputs], api_name=False)
     load_next = friendly(functools.partial(h.next_item, deps))
     nxt.click(load_next, rater, item_outputs, api_name="next_item", concurrency_limit=None)
 

@@ -42,8 +42,8 @@ def test_ask_send_sign_in_rate_over_the_api(client, app_server):
     )
     assert "reference rationale" in out[0] and out[2].startswith("### (")
     assert client.predict(api_name="/send_to_queue").startswith("Queued 2")
-    item = client.predict("bob", api_name="/sign_in")
-    assert item[0] == "Rating as **bob**." and "to go" in item[4]
+    item = client.predict("bob", "", api_name="/sign_in")
+    assert item[0].startswith("Rating as **bob**, a name new here. Your token: `") and "to go" in item[4]
     status, *_ = client.predict(4, 4, 3, "student", "fine", api_name="/submit_rating")
     assert status.startswith("Saved your rating")
     [rating] = deps.store.ratings()
@@ -64,7 +64,7 @@ def test_errors_come_back_as_messages_and_store_nothing(client, app_server):
     q = sample_items()[0][0]
     deps.store.add_questions([q])
     deps.store.add_rationale(Rationale(q.id, "Some text.", "teacher", "m"))
-    client.predict("ann", api_name="/sign_in")
+    client.predict("ann", "", api_name="/sign_in")
     before = deps.store.counts()
     with pytest.raises(Exception, match="HTML"):
         client.predict(5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")

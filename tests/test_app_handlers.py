@@ -69,7 +69,8 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert h.send_to_queue(app_deps, result).startswith("Queued 2 rationale(s)")
     with pytest.raises(DataError, match="ask a question first"):
         h.send_to_queue(app_deps, None)
-    who = h.sign_in(app_deps, None, " ann ")
+    who, signed = h.sign_in(app_deps, None, " ann ")
+    assert who == "ann" and "Your token: `" in signed and "not shown again" in signed
     item = h.next_item(app_deps, who)
     rid = item[4]
     assert "0** done" in item[3] and rid.startswith("r-")

@@ -33,20 +33,23 @@ def distill_file(tmp_path):
 
 
 def test_help_everywhere(run):
-    for cmd in ("init", "stats", "import", "export", "grant", "queue", "rate", "curate"):
+    for cmd in ("init", "stats", "import", "export", "grant", "claim", "queue", "rate", "curate"):
         assert "Usage:" in run("db", cmd, "--help").output
 
 
 def test_the_whole_loop(run, distill_file, tmp_path):
     assert "3 records, 3 new questions, 3 new rationales" in run("db", "import", str(distill_file)).output
     assert "0 new questions, 0 new rationales" in run("db", "import", str(distill_file)).output
-    queue = run("db", "queue", "--rater", "ann").output
+    claimed = run("db", "claim", "ann")
+    ann, bob = claimed.stdout.strip(), run("db", "claim", "bob").stdout.strip()
+    assert "not shown again" in claimed.stderr and len(ann) >= 32 and ann != bob
+    queue = run("db", "queue", "--rater", "ann", "--token", ann).output
     rid = queue.split("\n\n")[1].split()[0]
     assert rid.startswith("r-") and "0 done, 3 to go" in queue
     scores = ["--score", "correctness=5", "--score", "clarity=4", "--score", "supports_answer=5"]
-    run("db", "rate", rid, "--rater", "ann", *scores, "--comment", "good")
-    run("db", "rate", rid, "--rater", "bob", *scores)
-    bad = run("db", "rate", rid, "--rater", "ann", *scores, "--score", "correctness=7", ok=False)
+    run("db", "rate", rid, "--rater", "ann", "--token", ann, *scores, "--comment", "good")
+    run("db", "rate", rid, "--rater", "bob", "--token", bob, *scores)
+    bad = run("db", "rate", rid, "--rater", "ann", "--token", ann, *scores, "--score", "correctness=7", ok=False)
     assert bad.exit_code == 1 and bad.output.startswith("Error: score for")
     assert run("db", "grant", "rev", "--secret", "nope", ok=False).output.startswith("Error: wrong reviewer secret")
     run("db", "grant", "rev", "--secret", "sesame")
