@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import functools
 import json
-import string
 import sys
 import time
 
 import click
 
 from scicot_core.errors import ScicotError
-from scicot_core.questions import Choice, Question, sample_items
+from scicot_core.questions import Question, sample_items, typed_question
 from scicot_core.settings import Settings
 
 
@@ -39,10 +38,8 @@ def main():
 
 
 def build_question(text: str, choices: tuple[str, ...], answer_key: str | None) -> Question:
-    """A typed question: choices labelled A, B, C ... in the order given."""
-    labelled = tuple(Choice(label, c.strip()) for label, c in zip(string.ascii_uppercase, choices))
-    key = answer_key.strip().upper() if answer_key else None
-    return Question("typed", text.strip(), labelled, key, source="typed")
+    """A typed question: choices labelled A, B, C ... in the order given, within the app's limits."""
+    return typed_question(text, choices, answer_key)
 
 
 @functools.cache

@@ -14,6 +14,7 @@ import gradio as gr  # noqa: E402
 
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from scicot_core.errors import ScicotError
+from scicot_core.questions import MAX_STEM_CHARS
 
 from . import handlers as h
 from . import handlers_review as hr
@@ -126,7 +127,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         source = gr.Dropdown(sources, value=sources[0], label="From", scale=1, elem_id="ask-source")
         sample = gr.Dropdown(first, value=first[0][1] if first else None, label="Question", scale=3, elem_id="ask-question")
     with gr.Group(visible=False) as typed:
-        stem = gr.Textbox(label="Question", lines=2, max_length=h.MAX_STEM_CHARS, elem_id="ask-stem")
+        stem = gr.Textbox(label="Question", lines=2, max_length=MAX_STEM_CHARS, elem_id="ask-stem")
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
         key = gr.Textbox(label="Correct label, if you know it (the teacher then explains it)", max_lines=1)
     with gr.Row():
