@@ -98,14 +98,13 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
     if not result or not result.get("student"):
         raise DataError("ask a question first; then send its result to the rating queue.")
     q = Question.from_ai2(result["question"], result["question"].get("source", "typed"))
-    deps.store.add_questions([q])
     rationales = []
     if result.get("teacher"):
         t = result["teacher"]
         rationales.append(Rationale(q.id, t["text"], "teacher", t["model_id"], t["duration_ms"], t["note"]))
     s = result["student"]
     rationales.append(Rationale(q.id, s["text"] or "(empty)", "student", s["model_id"], s["duration_ms"], "two-stage student, stage 1"))
-    ids = deps.store.add_rationales(rationales)
+    ids = deps.store.add_question_with_rationales(q, rationales)
     return f"Queued {len(ids)} rationale(s) for rating: question {q.id}."
 
 

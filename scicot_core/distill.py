@@ -51,13 +51,24 @@ class DistillRecord:
 def load_distillation_set(path: Path | str) -> list[DistillRecord]:
     """Records from a distillation-set JSONL file; problems name the file and line."""
     path = Path(path)
-    out = []
+    out, first_line = [], {}
     for number, row in read_jsonl(path):
         try:
-            out.append(DistillRecord.from_json(row, path.stem))
+            record = DistillRecord.from_json(row, path.stem)
         except DataError as e:
             raise DataError(f"{path}:{number}: {e}") from None
+        q = record.question
+        earlier = first_line.setdefault(q.id, (number, q))
+        if _content(earlier[1]) != _content(q):
+            raise DataError(
+                f"{path}:{number}: id {q.id!r} is also on line {earlier[0]} with a different question; give each question its own id"
+            )
+        out.append(record)
     return out
+
+
+def _content(q: Question) -> tuple:
+    return q.stem, q.choices, q.answer_key
 
 
 def join_rationales(rationale_file: Path | str, question_file: Path | str) -> list[DistillRecord]:
