@@ -15,6 +15,7 @@ import gradio as gr  # noqa: E402
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from scicot_core.errors import ScicotError
 from scicot_core.questions import MAX_STEM_CHARS
+from scicot_core.settings import Settings
 
 from . import handlers as h
 from . import handlers_review as hr
@@ -96,7 +97,8 @@ def student_dropdown(deps: Deps, **kw) -> gr.Dropdown:
 
 
 def build_demo(deps: Deps) -> gr.Blocks:
-    with gr.Blocks(title="SciCoT Studio") as demo:
+    # Gradio keeps its own copy of every download and plot; drop those a day old, hourly.
+    with gr.Blocks(title="SciCoT Studio", delete_cache=(3600, 86_400)) as demo:
         gr.Markdown(
             "# SciCoT Studio\nA teacher's chain-of-thought, distilled into a 135M two-stage student (Sci-CoT): see it, judge it, fix it."
         )
@@ -348,6 +350,10 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
     return adapter_set
 
 
-def launch_options() -> dict:
-    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there)."""
-    return {"js": SHORTCUTS_JS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+def launch_options(settings: Settings | None = None) -> dict:
+    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
+    settings, also the exports folder, the one place outside its own that Gradio may serve from."""
+    options = {"js": SHORTCUTS_JS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    if settings is not None:
+        options["allowed_paths"] = [str(hr.export_dir(settings))]
+    return options

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tempfiles
 from .errors import ConfigError, DataError
 from .questions import Question, load_jsonl, read_jsonl
 
@@ -131,20 +131,25 @@ def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, str]:
 
 
 def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:
-    """Write rows to a temporary file beside `path`, then rename: never a partial file there."""
+    """Write rows to a temporary file beside `path`, then rename: never a partial file there, and
+    what a killed writer left beside it is cleared first (see `tempfiles`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file path such as {path / 'distill.jsonl'}.")
+    tmp = tempfiles.create(path)
     count = 0
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise tempfiles.unwritable(path, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return count

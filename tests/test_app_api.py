@@ -86,3 +86,15 @@ def test_html_in_a_typed_question_is_not_stored_through_send_to_queue(client, ap
     with pytest.raises(Exception, match="question stem contains HTML"):
         client.predict(api_name="/send_to_queue")
     assert deps.store.counts() == before
+
+
+def test_an_export_downloads_from_the_exports_folder(client, app_server):
+    deps = app_server[1]
+    q, text = sample_items()[0]
+    deps.store.add_questions([q])
+    deps.store.add_rationale(Rationale(q.id, text, "teacher", "m"))
+    client.predict("rev", "sesame", api_name="/reviewer_sign_in")
+    path = client.predict("jsonl", False, 0, 0, api_name="/export")
+    assert open(path).read().count("\n") == 1
+    [written] = (deps.settings.cache_dir / "exports").iterdir()
+    assert written.name.startswith("scicot-distill-") and written.read_bytes() == open(path, "rb").read()
