@@ -18,7 +18,8 @@ from scicot_core.settings import Settings
 
 
 class ScicotGroup(click.Group):
-    """Turns domain errors into `Error: ...` and exit status 1."""
+    """Turns domain errors into `Error: ...` and exit status 1, and a subcommand's usage errors
+    into one `Error: ...` line and exit status 2."""
 
     def invoke(self, ctx):
         try:
@@ -26,6 +27,10 @@ class ScicotGroup(click.Group):
         except ScicotError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(1)
+        except click.UsageError as e:  # a bad option value: one line too, with where to look
+            where = f" See '{e.ctx.command_path} --help'." if e.ctx else ""
+            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
 
 
 @click.group(cls=ScicotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +77,7 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
     help="Teacher: stand-in, http, stored, sample, none; auto = stored reference for sample questions, else SCICOT_TEACHER.",
 )
 @click.option("--student", default=None, help="Student base model name or directory [default: SCICOT_STUDENT or smollm2-135m].")
-@click.option("--max-tokens", default=64, show_default=True, help="Longest student rationale, in tokens.")
+@click.option("--max-tokens", type=click.IntRange(1, 2048), default=64, show_default=True, help="Longest student rationale, in tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_json):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
@@ -81,6 +86,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_j
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)
     student_name = student or settings.student
+    adapters = default_adapters(settings.adapters, student_name)  # a bad SCICOT_ADAPTERS fails before the model loads
     timings = {}
     start = time.perf_counter()
     lm = _lm(student_name, settings)
@@ -92,7 +98,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, as_j
         start = time.perf_counter()
         teacher_rationale = t.rationales([question], mode)[0]
         timings["teacher_ms"] = _ms(start)
-    model = Student(lm, adapters=default_adapters(settings.adapters, student_name), max_rationale_tokens=max_tokens)
+    model = Student(lm, adapters=adapters, max_rationale_tokens=max_tokens)
     start = time.perf_counter()
     rationale = model.rationales([question])[0]
     timings["stage1_ms"] = _ms(start)

@@ -14,7 +14,7 @@ from scicot_core.distill import load_student_rationales
 from scicot_core.errors import ConfigError, DataError
 from scicot_core.evaluate import NEEDS_ADAPTER, VARIANTS, available, evaluate, write_report
 from scicot_core.formats import FORMAT_VERSION, TEACHER_MODES
-from scicot_core.pipeline import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
+from scicot_core.pipeline import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.teach import teach as run_teach
@@ -37,7 +37,7 @@ def question_options(fn):
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Any AI2-layout question file (2 to 9 choices) instead.",
         ),
-        click.option("--limit", type=int, help="Only the first N questions."),
+        click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions."),
         data_dir_option,
     ]
     for option in reversed(options):
@@ -52,7 +52,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
         qs = load_split(dataset, split, data_dir or settings.data_dir, settings.offline)
     else:
         raise ConfigError("give --dataset and --split, or --questions FILE.")
-    return qs[:limit] if limit else qs
+    return qs[:limit] if limit is not None else qs
 
 
 @click.command()
@@ -153,7 +153,7 @@ def _override(config: TrainConfig, item: str) -> None:
 @click.option(
     "--variant", "variants", multiple=True, type=click.Choice(VARIANTS), help="Only these variants (repeatable) [default: all available]."
 )
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Report folder [default: runs/eval-<dataset>-<split>]."
 )
@@ -182,7 +182,7 @@ def eval_(dataset, split, questions_file, limit, adapters, variants, batch_size,
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
     reused = load_student_rationales(rationale_files)
-    found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
+    found = default_adapters(adapters or settings.adapters, settings.student)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
     for variant in variants:
