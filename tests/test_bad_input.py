@@ -25,7 +25,7 @@ from demo.cli import main
 from demo.deps import Deps
 from scicot_core.distill import DistillRecord
 from scicot_core.errors import ScicotError
-from scicot_core.questions import sample_items, typed_question
+from scicot_core.questions import Choice, Question, sample_items
 from scicot_core.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "bad_input.md"
@@ -360,7 +360,10 @@ def run_app_case(changes: dict, tmp: Path) -> str:
     world(tmp)
     settings = Settings(cache_dir=tmp / "cache", db_path=tmp / "store.db", reviewer_secret=SECRET)
     deps = Deps(settings, Store(settings.db_path, reviewer_secret=SECRET), lambda: None)
-    q = typed_question(changes.get("stem", "What melts ice?"), changes.get("choices", ["heat", "cold"]), "A", "typed-test")
+    choices = changes.get("choices", ["heat", "cold"])
+    q = Question(
+        "typed-test", changes.get("stem", "What melts ice?"), tuple(Choice(label, c) for label, c in zip("AB", choices)), "A", "typed"
+    )
     result = {
         "question": q.to_ai2() | {"source": "typed"},
         "teacher": {

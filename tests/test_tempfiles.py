@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from annotations.export import write_export
-from scicot_core import tempfiles
 from scicot_core.distill import write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
@@ -31,6 +30,8 @@ def hidden(folder: Path) -> list[str]:
 
 
 def test_temporary_files_carry_the_writer_and_clear_on_success(tmp_path):
+    from scicot_core import tempfiles
+
     tmp = tempfiles.create(tmp_path / "set.jsonl")
     assert tmp.name.startswith(f".set.jsonl.scicot-{os.getpid()}-") and tmp.name.endswith(".tmp")
     tmp.unlink()
@@ -48,7 +49,7 @@ def test_orphans_of_a_dead_writer_go_before_the_next_export(tmp_path, fmt, name)
     (orphan_dir / "data.arrow").write_bytes(b"x")
     legacy = tmp_path / f".{name}.k2j4_x9q.tmp"  # the older mkstemp naming: goes by age
     legacy.write_bytes(b"x")
-    an_hour_ago = time.time() - 2 * tempfiles.STALE_AFTER_S
+    an_hour_ago = time.time() - 2 * 3600  # past tempfiles.STALE_AFTER_S
     os.utime(legacy, (an_hour_ago, an_hour_ago))
     recent_legacy = tmp_path / f".{name}.recent12.tmp"
     recent_legacy.write_bytes(b"x")
@@ -92,6 +93,8 @@ def test_a_writer_killed_mid_write_leaves_an_orphan_the_next_write_removes(tmp_p
 
 
 def test_an_unwritable_folder_is_a_config_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from scicot_core import tempfiles
+
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
@@ -134,7 +137,7 @@ def test_app_exports_go_to_one_folder_that_forgets_them_after_a_day(app_deps):
     first = Path(hr.export_file(app_deps, "rev", "jsonl", False, 0, 0))
     second = Path(hr.export_file(app_deps, "rev", "parquet", False, 0, 0))
     assert first.parent == folder and second.parent == folder and first != second
-    a_day_ago = time.time() - hr.EXPORT_KEEP_S - 60
+    a_day_ago = time.time() - 86_400 - 60  # past hr.EXPORT_KEEP_S
     os.utime(first, (a_day_ago, a_day_ago))
     orphan = folder / ".scicot-distill-x.jsonl.scicot-1-00000000.tmp"
     orphan.write_bytes(b"x")

@@ -57,7 +57,6 @@ PROSE = [
 
 @pytest.mark.parametrize("text", ACTIVE)
 def test_active_content_is_refused_however_spelled(text):
-    assert validate.active_content(text) is not None
     with pytest.raises(DataError, match="contains (HTML|a (java|vb)script: link|a link to a [a-z]+: address|a data: URL)"):
         validate.text(text, "comment", 2_000)
 
