@@ -28,7 +28,6 @@ from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERE
 from .migrations import migrations
 
 BUSY_TIMEOUT_S = 30.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_NOTE_CHARS = 200, 8, 500
 
 
@@ -59,7 +58,7 @@ class Store:
         self.path = Path(path)
         self._reviewer_secret = reviewer_secret
         self._local = threading.local()
-        _check_store_file(self.path)
+        validate.store_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self.db
@@ -388,23 +387,6 @@ def _partial_scores(scores) -> dict:
     kept = {k: v for k, v in scores.items() if v not in (None, "")}
     full = validate.scores(kept | {k: 1 for k in validate.CRITERIA_NAMES if k not in kept})
     return {k: full[k] for k in kept}
-
-
-def _check_store_file(path: Path) -> None:
-    """Refuse, before SQLite touches it, a path that is not a store: a folder, a device such as
-    /dev/null, or a file that is not SQLite (opening those would fail late or write beside them)."""
-    message = f"{path} is not an SQLite store file; point SCICOT_DB (or --db) at a .db file."
-    if path.exists() and not path.is_file():
-        raise ConfigError(message)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return  # a new store
-    except OSError as e:
-        raise ConfigError(f"cannot read the store {path} ({e.strerror}); point SCICOT_DB (or --db) at a .db file you can write.") from None
-    if head and head != SQLITE_HEADER:
-        raise ConfigError(message)
 
 
 def _question_row(q: Question) -> dict:

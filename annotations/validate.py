@@ -1,4 +1,5 @@
-"""Checks on everything written to the store; each failure says what to change.
+"""Checks on everything written to the store, and on the store file itself; each failure says
+what to change.
 
 Every stored text field (question ids, stems, choices and labels; rationales, notes, comments,
 reasons) goes through `text()`. Text is plain text or Markdown, escaped again wherever it is
@@ -25,8 +26,9 @@ import html
 import math
 import re
 import unicodedata
+from pathlib import Path
 
-from scicot_core.errors import DataError
+from scicot_core.errors import ConfigError, DataError
 
 from .criteria import CRITERIA, CRITERION_NAMES, MAX_NAME_CHARS
 
@@ -48,6 +50,7 @@ _URL_ATTRIBUTE = re.compile(
     re.IGNORECASE,
 )
 _DATA_URL = re.compile(r"\bdata:(?:[a-z]+/[a-z0-9.+\-]+\s*[;,]|,)", re.IGNORECASE)
+SQLITE_HEADER = b"SQLite format 3\x00"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
 
 
@@ -149,3 +152,20 @@ def choice(value, allowed: tuple[str, ...], what: str, optional: bool = False):
     if value not in allowed:
         raise DataError(f"{what} {value!r} is not one of {list(allowed)}.")
     return value
+
+
+def store_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a path that is not a store: a folder, a device such as
+    /dev/null, or a file that is not SQLite (opening those would fail late or write beside them)."""
+    message = f"{path} is not an SQLite store file; point SCICOT_DB (or --db) at a .db file."
+    if path.exists() and not path.is_file():
+        raise ConfigError(message)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return  # a new store
+    except OSError as e:
+        raise ConfigError(f"cannot read the store {path} ({e.strerror}); point SCICOT_DB (or --db) at a .db file you can write.") from None
+    if head and head != SQLITE_HEADER:
+        raise ConfigError(message)
