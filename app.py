@@ -17,4 +17,4 @@ demo.queue(default_concurrency_limit=8)
 
 if __name__ == "__main__":
     host = "0.0.0.0" if settings.on_space else os.environ.get("SCICOT_HOST", "127.0.0.1")
-    demo.launch(server_name=host, server_port=int(os.environ.get("SCICOT_PORT", "7860")), **launch_options())
+    demo.launch(server_name=host, server_port=int(os.environ.get("SCICOT_PORT", "7860")), **launch_options(settings))

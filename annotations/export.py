@@ -7,16 +7,17 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from scicot_core import tempfiles
 from scicot_core.distill import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
 from .criteria import CRITERION_NAMES
 
 FORMATS = ("jsonl", "parquet", "dataset")
+DATASET_MARKERS = ("dataset_info.json", "state.json")  # what `Dataset.save_to_disk` writes
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def write_export(rows: list[dict], destination: Path | str, fmt: str) -> Path:
     destination = Path(destination)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}.")
+    _check_destination(destination, fmt)
     if fmt == "jsonl":
         write_jsonl_atomic(rows, destination)
     elif fmt == "parquet":
@@ -88,6 +90,16 @@ def write_export(rows: list[dict], destination: Path | str, fmt: str) -> Path:
     else:
         _atomic_dir(destination, lambda tmp: _dataset(rows).save_to_disk(str(tmp)))
     return destination
+
+
+def _check_destination(destination: Path, fmt: str) -> None:
+    """Refuse to put an export where it would fail late or replace something else: a file onto
+    a folder, or a dataset over a folder (or file) that is not an earlier dataset export."""
+    if fmt != "dataset" and destination.is_dir():
+        raise ConfigError(f"{destination} is a folder; give a file path such as {destination / f'distill.{fmt}'}.")
+    if fmt == "dataset" and destination.exists():
+        if not destination.is_dir() or not any((destination / name).exists() for name in DATASET_MARKERS):
+            raise ConfigError(f"{destination} exists and is not an earlier dataset export; choose a new folder for the dataset.")
 
 
 def push_to_hub(rows: list[dict], repo_id: str, token: str | None) -> None:
@@ -111,30 +123,32 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
 
 
 def _atomic_file(destination: Path, write) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = tempfiles.create(destination)
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, destination)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise tempfiles.unwritable(destination, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def _atomic_dir(destination: Path, write) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
+    tmp = tempfiles.create(destination, directory=True)
     try:
         write(tmp)
         if destination.exists():
-            old = destination.with_name(f".{destination.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = tempfiles.sibling(destination, "old")
             destination.rename(old)
             tmp.rename(destination)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(destination)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise tempfiles.unwritable(destination, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

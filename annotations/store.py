@@ -19,9 +19,9 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from scicot_core.distill import DistillRecord
-from scicot_core.errors import DataError, PermissionDenied
+from scicot_core.errors import ConfigError, DataError, PermissionDenied
 from scicot_core.formats import FORMAT_VERSION
-from scicot_core.questions import Choice, Question, Rationale
+from scicot_core.questions import MAX_CHOICE_CHARS, MAX_STEM_CHARS, Choice, Question, Rationale
 
 from . import identity, validate
 from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
@@ -29,6 +29,7 @@ from .identity import IdentityVerbs
 from .migrations import migrations
 
 BUSY_TIMEOUT_S = 30.0
+MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_NOTE_CHARS = 200, 8, 500
 
 
 def now_utc() -> str:
@@ -56,15 +57,20 @@ class Store(IdentityVerbs):
 
     def __init__(self, path: Path | str, reviewer_secret: str | None = None, clock: Callable[[], float] = time.time):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reviewer_secret = reviewer_secret
         self._clock = clock  # seconds since the epoch; tests pass a fake to step through the throttle
         self._local = threading.local()
-        db = self.db
-        db.conn.execute("PRAGMA journal_mode=WAL")
-        with self._write():
-            pass
-        migrations.apply(db)
+        validate.store_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self.db
+            db.conn.execute("PRAGMA journal_mode=WAL")
+            with self._write():
+                pass
+            migrations.apply(db)
+        except (sqlite3.DatabaseError, OSError) as e:
+            self.close()
+            raise ConfigError(f"cannot open the store {self.path} ({e}); point SCICOT_DB (or --db) at a .db file you can write.") from None
 
     # -- connections and transactions ----------------------------------------------------------
     @property
@@ -123,6 +129,15 @@ class Store(IdentityVerbs):
             db["rationales"].insert_all(rows, ignore=True)
         return [row["id"] for row in rows]
 
+    def add_question_with_rationales(self, question: Question, rationales: Iterable[Rationale]) -> list[str]:
+        """A question and its rationales in one transaction: if any is refused, neither is stored."""
+        question_row = _question_row(question)
+        rows = [self._rationale_row(r, None, None) for r in rationales]
+        with self._write() as db:
+            db["questions"].insert(question_row, ignore=True)
+            db["rationales"].insert_all(rows, ignore=True)
+        return [row["id"] for row in rows]
+
     def _rationale_row(self, r: Rationale, edits_id: str | None, author: str | None) -> dict:
         text = validate.text(r.text, "rationale", MAX_RATIONALE_CHARS)
         validate.choice(r.source, SOURCES, "rationale source")
@@ -137,7 +152,7 @@ class Store(IdentityVerbs):
             "edits_id": edits_id,
             "author": author,
             "duration_ms": int(r.duration_ms),
-            "note": r.note,
+            "note": validate.text(r.note or "", "rationale note", MAX_NOTE_CHARS, allow_empty=True),
             "created_utc": now_utc(),
         }
 
@@ -171,10 +186,25 @@ class Store(IdentityVerbs):
         question_rows = [_question_row(r.question) for r in records]
         rationale_rows = [self._rationale_row(r, None, None) for r in rationales]
         with self._write() as db:
+            self._refuse_changed_questions(question_rows)
             q0, r0 = db["questions"].count, db["rationales"].count
             db["questions"].insert_all(question_rows, ignore=True)
             db["rationales"].insert_all(rationale_rows, ignore=True)
             return db["questions"].count - q0, db["rationales"].count - r0
+
+    def _refuse_changed_questions(self, rows: list[dict]) -> None:
+        """An id already used for a different question (in the store or in this batch) would
+        attach a rationale to the wrong question: refuse it."""
+        seen: dict[str, tuple] = {}
+        for row in rows:
+            content = (row["stem"], row["choices_json"], row["answer_key"])
+            stored = self._one("select stem, choices_json, answer_key from questions where id = ?", [row["id"]])
+            if stored is not None and tuple(stored.values()) != content:
+                raise DataError(
+                    f"question {row['id']!r} is already in the store with a different text or answer; give the new one its own id."
+                )
+            if seen.setdefault(row["id"], content) != content:
+                raise DataError(f"two different questions share the id {row['id']!r}; give each its own id.")
 
     # -- raters, identity and roles ----------------------------------------------------------------
     def add_rater(self, name: str) -> str:
@@ -389,12 +419,22 @@ def _partial_scores(scores) -> dict:
 
 
 def _question_row(q: Question) -> dict:
+    """A question as stored; every text in it passes the same checks as rationales and comments."""
+    choices = [
+        [
+            validate.text(c.label, "choice label", MAX_LABEL_CHARS),
+            validate.text(c.text, f"choice {c.label}", MAX_CHOICE_CHARS, drop_controls=True),
+        ]
+        for c in q.choices
+    ]
+    if validate.text(q.id, "question id", MAX_ID_CHARS) != q.id:
+        raise DataError(f"question id {q.id!r} has spaces around it; remove them.")
     return {
         "id": q.id,
-        "stem": q.stem,
-        "choices_json": json.dumps([[c.label, c.text] for c in q.choices]),
+        "stem": validate.text(q.stem, "question stem", MAX_STEM_CHARS, drop_controls=True),
+        "choices_json": json.dumps(choices),
         "answer_key": q.answer_key,
-        "source": q.source,
+        "source": validate.text(q.source or "", "question source", MAX_ID_CHARS, allow_empty=True),
         "created_utc": now_utc(),
     }
 

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import functools
 import json
-import string
 import sys
 import time
 
 import click
 
 from scicot_core.errors import ScicotError
-from scicot_core.questions import Choice, Question, sample_items
+from scicot_core.questions import Question, sample_items, typed_question
 from scicot_core.settings import Settings
 
 
 class ScicotGroup(click.Group):
-    """Turns domain errors into `Error: ...` and exit status 1."""
+    """Turns domain errors into `Error: ...` and exit status 1, and a subcommand's usage errors
+    into one `Error: ...` line and exit status 2."""
 
     def invoke(self, ctx):
         try:
@@ -27,6 +27,10 @@ class ScicotGroup(click.Group):
         except ScicotError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(1)
+        except click.UsageError as e:  # a bad option value: one line too, with where to look
+            where = f" See '{e.ctx.command_path} --help'." if e.ctx else ""
+            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
 
 
 @click.group(cls=ScicotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,10 +43,8 @@ def main():
 
 
 def build_question(text: str, choices: tuple[str, ...], answer_key: str | None) -> Question:
-    """A typed question: choices labelled A, B, C ... in the order given."""
-    labelled = tuple(Choice(label, c.strip()) for label, c in zip(string.ascii_uppercase, choices))
-    key = answer_key.strip().upper() if answer_key else None
-    return Question("typed", text.strip(), labelled, key, source="typed")
+    """A typed question: choices labelled A, B, C ... in the order given, within the app's limits."""
+    return typed_question(text, choices, answer_key)
 
 
 @functools.cache
@@ -75,7 +77,7 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
     help="Teacher: stand-in, http, stored, sample, none; auto = stored reference for sample questions, else SCICOT_TEACHER.",
 )
 @click.option("--student", default=None, help="Student base model name or directory [default: SCICOT_STUDENT or smollm2-135m].")
-@click.option("--max-tokens", default=64, show_default=True, help="Longest student rationale, in tokens.")
+@click.option("--max-tokens", type=click.IntRange(1, 2048), default=64, show_default=True, help="Longest student rationale, in tokens.")
 @click.option(
     "--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Sample this many rationales and average stage 2 over them."
 )
@@ -90,6 +92,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samp
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)
     student_name = student or settings.student
+    adapters = default_adapters(settings.adapters, student_name)  # a bad SCICOT_ADAPTERS fails before the model loads
     timings = {}
     start = time.perf_counter()
     lm = _lm(student_name, settings)
@@ -101,7 +104,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samp
         start = time.perf_counter()
         teacher_rationale = t.rationales([question], mode)[0]
         timings["teacher_ms"] = _ms(start)
-    model = Student(lm, adapters=default_adapters(settings.adapters, student_name), max_rationale_tokens=max_tokens)
+    model = Student(lm, adapters=adapters, max_rationale_tokens=max_tokens)
     start = time.perf_counter()
     sampling = Sampling(temperature, 0.95, seed) if samples > 1 else None
     [rationales] = model.sample_rationales([question], samples, sampling, batch_size=samples)

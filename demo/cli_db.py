@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from annotations import validate
 from annotations.agreement import alpha_by_criterion
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from annotations.export import FORMATS, ExportFilter, export_rows, push_to_hub, write_export
@@ -122,9 +123,10 @@ def import_(files, question_file, data_dir, db_path):
     rationales/flan_t5_arc_challenge_train.jsonl with arc_challenge/train.jsonl.
     """
     data_dir = data_dir or Settings.from_env().data_dir
+    # Every file is read and checked before the store is opened: a bad line anywhere stores nothing.
+    loaded = [(path, load_any(path, question_file, data_dir)) for path in files]
     store = open_store(db_path)
-    for path in files:
-        records = load_any(path, question_file, data_dir)
+    for path, records in loaded:
         new_q, new_r = store.import_records(records)
         click.echo(f"{path.name}: {len(records)} records, {new_q} new questions, {new_r} new rationales")
     click.echo("store: " + ", ".join(f"{n} {t}" for t, n in store.counts().items()))
@@ -210,16 +212,18 @@ def queue(rater, token, db_path):
 @db_option
 def rate(rationale_id, rater, scores, preference, comment, skip, token, db_path):
     """Rate (or skip) one rationale; rating it again replaces your earlier rating."""
+    parsed = {}
+    for item in scores:
+        name, _, value = item.partition("=")
+        parsed[name.strip()] = value.strip()
+    if not skip:
+        validate.scores(parsed)  # before the rater is registered: bad scores write nothing
     store = open_store(db_path)
     rater = store.authenticate(rater, token, claim=False).name
     if skip:
         store.skip(rationale_id, rater)
         click.echo(f"skipped {rationale_id}")
         return
-    parsed = {}
-    for item in scores:
-        name, _, value = item.partition("=")
-        parsed[name.strip()] = value.strip()
     rating = store.upsert_rating(rationale_id, rater, parsed, preference, comment)
     click.echo(f"rating {rating} saved for {rationale_id}")
 

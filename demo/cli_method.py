@@ -39,7 +39,7 @@ def question_options(fn):
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Any AI2-layout question file (2 to 9 choices) instead.",
         ),
-        click.option("--limit", type=int, help="Only the first N questions."),
+        click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions."),
         data_dir_option,
     ]
     for option in reversed(options):
@@ -54,7 +54,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
         qs = load_split(dataset, split, data_dir or settings.data_dir, settings.offline)
     else:
         raise ConfigError("give --dataset and --split, or --questions FILE.")
-    return qs[:limit] if limit else qs
+    return qs[:limit] if limit is not None else qs
 
 
 @click.command()
@@ -177,7 +177,7 @@ def _override(config: TrainConfig, item: str) -> None:
 @click.option(
     "--variant", "variants", multiple=True, type=click.Choice(VARIANTS), help="Only these variants (repeatable) [default: all available]."
 )
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Report folder [default: runs/eval-<dataset>-<split>]."
 )
@@ -239,7 +239,7 @@ def eval_(
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
     reused = load_student_rationales(rationale_files)
-    found = find_adapters(adapters) if adapters else default_adapters(settings.adapters, settings.student)
+    found = default_adapters(adapters or settings.adapters, settings.student)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
     for variant in variants:

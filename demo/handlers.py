@@ -11,13 +11,10 @@ from collections.abc import Iterator
 from annotations.criteria import CRITERIA, MAX_RATIONALE_CHARS
 from scicot_core import formats
 from scicot_core.errors import DataError, PermissionDenied
-from scicot_core.questions import MAX_CHOICES, Choice, Question, Rationale
+from scicot_core.questions import Question, Rationale, typed_question
 
 from .deps import MAX_LISTED, Deps
 from .render import probabilities_label, question_md, rationale_md, safe
-
-LABELS = "ABCDEFGHI"
-MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
 
 
 # -- Ask ---------------------------------------------------------------------------------------
@@ -38,15 +35,8 @@ def parse_question(
         raise DataError("pick a question from the list.")
     stem = (stem or "").strip()
     choices = [c.strip() for c in (choices_text or "").splitlines() if c.strip()]
-    if not stem:
-        raise DataError("type a question.")
-    if len(stem) > MAX_STEM_CHARS or any(len(c) > MAX_CHOICE_CHARS for c in choices):
-        raise DataError(f"keep the question under {MAX_STEM_CHARS} characters and each choice under {MAX_CHOICE_CHARS}.")
-    if not 2 <= len(choices) <= MAX_CHOICES:
-        raise DataError(f"give 2 to {MAX_CHOICES} choices, one per line (you gave {len(choices)}).")
-    key = (answer_key or "").strip().upper() or None
     question_id = "typed-" + hashlib.sha256(json.dumps([stem, choices]).encode()).hexdigest()[:12]
-    return Question(question_id, stem, tuple(Choice(LABELS[i], c) for i, c in enumerate(choices)), key, "typed")
+    return typed_question(stem, choices, answer_key, question_id)
 
 
 def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int = 64) -> Iterator[tuple]:
@@ -108,14 +98,13 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
     if not result or not result.get("student"):
         raise DataError("ask a question first; then send its result to the rating queue.")
     q = Question.from_ai2(result["question"], result["question"].get("source", "typed"))
-    deps.store.add_questions([q])
     rationales = []
     if result.get("teacher"):
         t = result["teacher"]
         rationales.append(Rationale(q.id, t["text"], "teacher", t["model_id"], t["duration_ms"], t["note"]))
     s = result["student"]
     rationales.append(Rationale(q.id, s["text"] or "(empty)", "student", s["model_id"], s["duration_ms"], "two-stage student, stage 1"))
-    ids = deps.store.add_rationales(rationales)
+    ids = deps.store.add_question_with_rationales(q, rationales)
     return f"Queued {len(ids)} rationale(s) for rating: question {q.id}."
 
 

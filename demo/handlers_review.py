@@ -4,8 +4,8 @@ downloads, appending to the distillation set, background retraining, and the plo
 from __future__ import annotations
 
 import json
+import secrets
 import statistics
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -14,13 +14,16 @@ from pathlib import Path
 from annotations.agreement import alpha_by_criterion
 from annotations.criteria import CRITERIA, PREFERENCES
 from annotations.export import ExportFilter, export_rows, write_export
+from scicot_core import tempfiles
 from scicot_core.distill import write_jsonl_atomic
 from scicot_core.errors import DataError, PermissionDenied
+from scicot_core.settings import Settings
 from scicot_core.teach import done_ids
 
 from .deps import Deps
 from .render import safe
 
+EXPORT_KEEP_S = 86_400
 CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "mean", "spread", "decision"]
 
 
@@ -71,13 +74,22 @@ def decide(deps: Deps, reviewer: str, rationale_id: str, decision: str, reason: 
     return f"{decision} recorded for {rationale_id}."
 
 
+def export_dir(settings: Settings) -> Path:
+    """The one folder the app's downloads are written to (and served from: see `ui.launch_options`)."""
+    return settings.cache_dir / "exports"
+
+
 def export_file(deps: Deps, reviewer: str, fmt: str, accepted_only: bool, min_mean: float, min_raters: int) -> str:
-    """Write the export to a fresh temporary file and return its path (for the download)."""
+    """Write the export to a new file in the exports folder and return its path (for the
+    download); exports older than a day go first, so the folder never grows without bound."""
     _reviewer(deps, reviewer)
     rows = export_rows(deps.store.curation_rows(), ExportFilter(accepted_only, min_mean or None, int(min_raters or 0)))
+    folder = export_dir(deps.settings)
+    tempfiles.prune(folder, EXPORT_KEEP_S)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = Path(tempfile.mkdtemp(prefix="scicot-export-")) / f"scicot-distill-{stamp}.{'jsonl' if fmt == 'jsonl' else 'parquet'}"
-    return str(write_export(rows, path, fmt))
+    # A random part: two reviewers exporting in the same second get a file each.
+    name = f"scicot-distill-{stamp}-{secrets.token_hex(4)}.{'jsonl' if fmt == 'jsonl' else 'parquet'}"
+    return str(write_export(rows, folder / name, fmt))
 
 
 def append_accepted(deps: Deps, reviewer: str) -> str:

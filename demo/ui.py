@@ -14,6 +14,8 @@ import gradio as gr  # noqa: E402
 
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from scicot_core.errors import ScicotError
+from scicot_core.questions import MAX_STEM_CHARS
+from scicot_core.settings import Settings
 
 from . import handlers as h
 from . import handlers_review as hr
@@ -95,7 +97,8 @@ def student_dropdown(deps: Deps, **kw) -> gr.Dropdown:
 
 
 def build_demo(deps: Deps) -> gr.Blocks:
-    with gr.Blocks(title="SciCoT Studio") as demo:
+    # Gradio keeps its own copy of every download and plot; drop those a day old, hourly.
+    with gr.Blocks(title="SciCoT Studio", delete_cache=(3600, 86_400)) as demo:
         gr.Markdown(
             "# SciCoT Studio\nA teacher's chain-of-thought, distilled into a 135M two-stage student (Sci-CoT): see it, judge it, fix it."
         )
@@ -126,7 +129,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         source = gr.Dropdown(sources, value=sources[0], label="From", scale=1, elem_id="ask-source")
         sample = gr.Dropdown(first, value=first[0][1] if first else None, label="Question", scale=3, elem_id="ask-question")
     with gr.Group(visible=False) as typed:
-        stem = gr.Textbox(label="Question", lines=2, max_length=h.MAX_STEM_CHARS, elem_id="ask-stem")
+        stem = gr.Textbox(label="Question", lines=2, max_length=MAX_STEM_CHARS, elem_id="ask-stem")
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
         key = gr.Textbox(label="Correct label, if you know it (the teacher then explains it)", max_lines=1)
     with gr.Row():
@@ -357,6 +360,10 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
     return adapter_set
 
 
-def launch_options() -> dict:
-    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there)."""
-    return {"js": SHORTCUTS_JS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+def launch_options(settings: Settings | None = None) -> dict:
+    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
+    settings, also the exports folder, the one place outside its own that Gradio may serve from."""
+    options = {"js": SHORTCUTS_JS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    if settings is not None:
+        options["allowed_paths"] = [str(hr.export_dir(settings))]
+    return options

@@ -11,11 +11,11 @@ import fnmatch
 import functools
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tempfiles
 from .errors import ConfigError, DataError
 from .questions import DATASETS, Question, load_jsonl, read_jsonl
 
@@ -53,13 +53,24 @@ class DistillRecord:
 def load_distillation_set(path: Path | str) -> list[DistillRecord]:
     """Records from a distillation-set JSONL file; problems name the file and line."""
     path = Path(path)
-    out = []
+    out, first_line = [], {}
     for number, row in read_jsonl(path):
         try:
-            out.append(DistillRecord.from_json(row, path.stem))
+            record = DistillRecord.from_json(row, path.stem)
         except DataError as e:
             raise DataError(f"{path}:{number}: {e}") from None
+        q = record.question
+        earlier = first_line.setdefault(q.id, (number, q))
+        if _content(earlier[1]) != _content(q):
+            raise DataError(
+                f"{path}:{number}: id {q.id!r} is also on line {earlier[0]} with a different question; give each question its own id"
+            )
+        out.append(record)
     return out
+
+
+def _content(q: Question) -> tuple:
+    return q.stem, q.choices, q.answer_key
 
 
 def join_rationales(rationale_file: Path | str, question_file: Path | str) -> list[DistillRecord]:
@@ -163,20 +174,25 @@ def _teacher_part(path: Path, split: str) -> str:
 
 
 def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:
-    """Write rows to a temporary file beside `path`, then rename: never a partial file there."""
+    """Write rows to a temporary file beside `path`, then rename: never a partial file there, and
+    what a killed writer left beside it is cleared first (see `tempfiles`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file path such as {path / 'distill.jsonl'}.")
+    tmp = tempfiles.create(path)
     count = 0
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise tempfiles.unwritable(path, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return count

@@ -226,9 +226,20 @@ def find_adapters(folder: Path | None) -> dict[str, Path]:
 
 
 def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path]:
-    """Configured adapters, else the distilled ones shipped with the package for the default base."""
+    """Configured adapters (`none`: the bare base), else the distilled ones shipped with the
+    package for the default base. A configured folder without adapters is a mistake, not a
+    quiet fall back to the bare model."""
     if configured is not None:
-        return {} if str(configured).lower() == "none" else find_adapters(configured)
+        if str(configured).lower() == "none":
+            return {}
+        found = find_adapters(configured)
+        if not found:
+            problem = "does not exist" if not Path(configured).is_dir() else "holds no <stage>/adapter_config.json"
+            raise ConfigError(
+                f"adapter folder {configured} {problem}; point SCICOT_ADAPTERS (or --adapters) at a folder with "
+                f"{'/, '.join(STAGES)}/ adapters, or set it to none for the bare base model."
+            )
+        return found
     from .models import SMOLLM2, SMOLLM2_HUB
 
     return find_adapters(BUNDLED_ADAPTERS) if base_model in (SMOLLM2, SMOLLM2_HUB) else {}

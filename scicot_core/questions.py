@@ -5,7 +5,7 @@ ARC-Challenge, OpenBookQA), the Hugging Face hub when online, and the bundled sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,6 +13,11 @@ from pathlib import Path
 from .errors import DataError
 
 MIN_CHOICES, MAX_CHOICES = 2, 9
+# One limit for every way a question comes in (typed in the app or `scicot ask`, imported, loaded);
+# the longest real ARC/OpenBookQA stem is 831 characters and the longest choice 192.
+MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
+MAX_JSON_DEPTH = 32  # an AI2 record nests 4 deep; far deeper is an attack on the parser, not data
+LABELS = "ABCDEFGHI"
 
 # name -> (hub dataset, hub config); our split names map to the hub's below.
 DATASETS = {
@@ -69,6 +74,8 @@ class Question:
             raise DataError('missing "question" with "stem" and "choices"')
         if "id" not in row or "stem" not in q:
             raise DataError('missing field "id" or "question.stem"')
+        if isinstance(row["id"], bool) or not isinstance(row["id"], (str, int)):
+            raise DataError(f'"id" must be a string or a whole number, not {type(row["id"]).__name__}')
         choices = []
         for c in q["choices"]:
             if not isinstance(c, dict) or "label" not in c or "text" not in c:
@@ -101,6 +108,11 @@ def _problem(q: Question) -> str | None:
         return "no choices"
     if not MIN_CHOICES <= len(q.choices) <= MAX_CHOICES:
         return f"{len(q.choices)} choices; a question needs {MIN_CHOICES} to {MAX_CHOICES}"
+    if len(q.stem) > MAX_STEM_CHARS:
+        return f"the stem is {len(q.stem):,} characters; keep it under {MAX_STEM_CHARS}"
+    long = [c for c in q.choices if len(c.text) > MAX_CHOICE_CHARS]
+    if long:
+        return f"choice {long[0].label} is {len(long[0].text):,} characters; keep each choice under {MAX_CHOICE_CHARS}"
     labels = [c.label for c in q.choices]
     if any(not label for label in labels) or any(not c.text for c in q.choices):
         return "a choice has an empty label or text"
@@ -109,6 +121,32 @@ def _problem(q: Question) -> str | None:
     if q.answer_key is not None and q.answer_key not in labels:
         return f"answer key {q.answer_key!r} is not among the labels {labels}"
     return None
+
+
+def typed_question(stem: str, choices: Sequence[str], answer_key: str | None, question_id: str = "typed") -> Question:
+    """A question someone typed (the app, `scicot ask`): choices labelled A, B, C ... in order.
+    Stricter than a data file: two choices that read the same (ignoring spacing) are refused.
+    Case counts, since real genetics questions offer both "Rr" and "RR"; published data keeps
+    its few exact repeats (three OpenBookQA train questions), so loaders do not apply this."""
+    stem = (stem or "").strip()
+    texts = [c.strip() for c in choices if c and c.strip()]
+    if not stem:
+        raise DataError("type a question.")
+    if len(stem) > MAX_STEM_CHARS:
+        raise DataError(f"the question is {len(stem):,} characters; keep it under {MAX_STEM_CHARS}.")
+    if not MIN_CHOICES <= len(texts) <= MAX_CHOICES:
+        raise DataError(f"give {MIN_CHOICES} to {MAX_CHOICES} choices (you gave {len(texts)}).")
+    for label, text in zip(LABELS, texts):
+        if len(text) > MAX_CHOICE_CHARS:
+            raise DataError(f"choice {label} is {len(text):,} characters; keep each choice under {MAX_CHOICE_CHARS}.")
+    seen: dict[str, str] = {}
+    for label, text in zip(LABELS, texts):
+        key = " ".join(text.split())
+        if key in seen:
+            raise DataError(f"choices {seen[key]} and {label} are the same ({text!r}); give each choice once.")
+        seen[key] = label
+    key = (answer_key or "").strip().upper() or None
+    return Question(question_id, stem, tuple(Choice(label, t) for label, t in zip(LABELS, texts)), key, "typed")
 
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
@@ -122,11 +160,30 @@ def read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line.decode("utf-8"))
+            value, too_deep = json.loads(line.decode("utf-8")), False
+        except RecursionError:  # nested past the parser's own stack
+            value, too_deep = None, True
         except UnicodeDecodeError:
             raise DataError(f"{path}:{number}: not valid UTF-8; re-save the file as UTF-8.") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{number}: not JSON ({e.msg}); each line must be one JSON object.") from None
+        if too_deep or _too_deep(value):
+            raise DataError(
+                f"{path}:{number}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a question or rationale record nests a few levels at most."
+            )
+        yield number, value
+
+
+def _too_deep(value) -> bool:
+    """Whether `value` nests past MAX_JSON_DEPTH; iterative, so it cannot itself overflow."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def load_jsonl(path: Path | str, source: str | None = None) -> list[Question]:

@@ -23,16 +23,20 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int | None = None) -> int | None:
     from .errors import ConfigError
 
     raw = env.get(name)
     if raw in (None, ""):
         return default
+    example = default if default is not None else minimum
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {example}.") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below {minimum}; set it to at least {minimum}, or unset it for the default.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Settings:
         # Online only where asked for (a Space, or SCICOT_ONLINE=1), and never past HF_HUB_OFFLINE.
         wants_online = bool(env.get("SPACE_ID")) or _flag(env, "SCICOT_ONLINE")
         cache = _path(env.get("SCICOT_CACHE_DIR")) or Path(platformdirs.user_cache_dir(APP_NAME))
-        threads = _int(env, "SCICOT_THREADS", 0) or None
+        threads = _int(env, "SCICOT_THREADS", None, minimum=1)
         return cls(
             cache_dir=cache,
             data_dir=_path(env.get("SCICOT_DATA_DIR")),

@@ -247,6 +247,6 @@ def app_server(app_deps):
 
     demo = build_demo(app_deps)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **launch_options())
+    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **launch_options(app_deps.settings))
     yield demo.local_url, app_deps
     demo.close()

@@ -73,3 +73,28 @@ def test_errors_come_back_as_messages_and_store_nothing(client, app_server):
     with pytest.raises(Exception, match="sign in as a reviewer"):
         client.predict("jsonl", True, 0, 0, api_name="/export")
     assert deps.store.counts() == before
+
+
+def test_html_in_a_typed_question_is_not_stored_through_send_to_queue(client, app_server):
+    deps = app_server[1]
+    stem = '<img src=x onerror="window.__xss=1"> Which melts ice?'
+    out = client.predict(
+        "typed", "SciCoT sample set", None, stem, "heat\ncold", "A", "stand-in", "", "", "base model (no adapters)", api_name="/ask"
+    )
+    assert out[2].startswith("### (")  # asking is fine (the app shows text escaped); storing it is not
+    before = deps.store.counts()
+    with pytest.raises(Exception, match="question stem contains HTML"):
+        client.predict(api_name="/send_to_queue")
+    assert deps.store.counts() == before
+
+
+def test_an_export_downloads_from_the_exports_folder(client, app_server):
+    deps = app_server[1]
+    q, text = sample_items()[0]
+    deps.store.add_questions([q])
+    deps.store.add_rationale(Rationale(q.id, text, "teacher", "m"))
+    client.predict("rev", "sesame", api_name="/reviewer_sign_in")
+    path = client.predict("jsonl", False, 0, 0, api_name="/export")
+    assert open(path).read().count("\n") == 1
+    [written] = (deps.settings.cache_dir / "exports").iterdir()
+    assert written.name.startswith("scicot-distill-") and written.read_bytes() == open(path, "rb").read()

@@ -164,5 +164,9 @@ def test_eval_refuses_a_baseline_variant_without_its_adapter(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
     env = {"SCICOT_STUDENT": str(tmp_path / "no-such-model"), "SCICOT_DATA_DIR": ""}
-    result = CliRunner().invoke(main, ["eval", "--questions", str(path), "--variant", "single-stage", "--adapters", str(tmp_path)], env=env)
+    adapters = tmp_path / "set" / "rationale"
+    adapters.mkdir(parents=True)
+    (adapters / "adapter_config.json").write_text("{}")
+    args = ["eval", "--questions", str(path), "--variant", "single-stage", "--adapters", str(adapters.parent)]
+    result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 1 and "needs a single-stage/ adapter" in result.output

@@ -6,7 +6,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from scicot_core.errors import DataError
-from scicot_core.questions import Choice, Question, _from_hub_row, load_jsonl, load_split, sample_items
+from scicot_core.questions import Choice, Question, _from_hub_row, load_jsonl, load_split, sample_items, typed_question
 
 
 def test_sample_set_covers_four_sciences_with_reference_rationales():
@@ -120,3 +120,62 @@ def test_real_arc_has_digit_keys_and_odd_choice_counts():
     questions = load_split("arc_easy", "test", SHARED_DATA) + load_split("arc_challenge", "test", SHARED_DATA)
     assert any(q.answer_key.isdigit() for q in questions)
     assert {3, 4, 5} <= {len(q.choices) for q in questions}
+
+
+@pytest.mark.parametrize(
+    "stem, choices, message",
+    [
+        ("", ["a", "b"], "type a question"),
+        ("Why?", ["only one"], r"give 2 to 9 choices \(you gave 1\)"),
+        ("Why?", [f"c{i}" for i in range(27)], r"give 2 to 9 choices \(you gave 27\)"),
+        ("x" * 2_001, ["a", "b"], "the question is 2,001 characters; keep it under 2000"),
+        ("Why?", ["a", "y" * 301], "choice B is 301 characters; keep each choice under 300"),
+        ("Why?", ["heat", "cold", "heat  "], r"choices A and C are the same \('heat'\)"),
+        ("Why?", ["very  hot", "very hot"], "choices A and B are the same"),
+    ],
+)
+def test_typed_questions_are_held_to_one_limit_and_distinct_choices(stem, choices, message):
+    with pytest.raises(DataError, match=message):
+        typed_question(stem, choices, None)
+
+
+def test_typed_choices_that_differ_only_in_case_are_distinct_as_in_genetics():
+    q = typed_question("Which genotype is heterozygous?", ["RR", "Rr", "rr"], "b", "typed-1")
+    assert q.labels == ["A", "B", "C"] and q.answer_key == "B" and q.id == "typed-1"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"id": ["q1"]}, '"id" must be a string or a whole number, not list'),
+        ({"id": {"a": 1}}, "not dict"),
+        ({"id": True}, "not bool"),
+        ({"question": {"stem": "x" * 1_000_000, "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "B"}]}}, "1,000,000"),
+        ({"question": {"stem": "s", "choices": [{"text": "a", "label": "A"}, {"text": "b" * 301, "label": "B"}]}}, "choice B is 301"),
+    ],
+)
+def test_records_need_a_plain_id_and_texts_within_the_limits(tmp_path, changes, message):
+    path = _write(tmp_path, [GOOD.replace('"q1"', '"q0"'), _row(**changes)])
+    with pytest.raises(DataError, match=message):
+        load_jsonl(path)
+    assert Question.from_ai2(json.loads(_row(id=7))).id == "7"
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_deeply_nested_json_is_a_data_error_naming_the_line(tmp_path, depth):
+    path = _write(tmp_path, [GOOD, "[" * depth + "]" * depth])
+    with pytest.raises(DataError, match=rf"{path}:2: JSON nested more than 32 levels deep"):
+        load_jsonl(path)
+
+
+@needs_shared
+def test_real_questions_fit_the_limits_typed_questions_are_held_to():
+    """Every real question loads within the stem and choice limits, and only three OpenBookQA
+    train questions repeat a choice word for word (so loaders keep them; only typed ones refuse)."""
+    repeats = []
+    for dataset, split in sorted(EXPECTED):
+        for q in load_split(dataset, split, SHARED_DATA):
+            texts = [" ".join(c.text.split()) for c in q.choices]
+            if len(set(texts)) < len(texts):
+                repeats.append((dataset, split, q.id))
+    assert [r[:2] for r in repeats] == [("openbookqa", "train")] * 3

@@ -34,3 +34,10 @@ def test_online_only_on_a_space_or_when_asked_and_never_past_hf_hub_offline():
 def test_bad_numbers_say_what_to_set():
     with pytest.raises(ConfigError, match="SCICOT_THREADS='two' is not a whole number"):
         Settings.from_env({"SCICOT_THREADS": "two"})
+
+
+@pytest.mark.parametrize("raw", ["-1", "0"])
+def test_thread_counts_below_one_are_refused(raw):
+    with pytest.raises(ConfigError, match=f"SCICOT_THREADS='{raw}' is below 1; set it to at least 1"):
+        Settings.from_env({"SCICOT_THREADS": raw})
+    assert Settings.from_env({"SCICOT_THREADS": "4"}).threads == 4 and Settings.from_env({}).threads is None

@@ -3,8 +3,10 @@ model card, picked up as the default student for the default base model."""
 
 import json
 
+import pytest
 from safetensors import safe_open
 
+from scicot_core.errors import ConfigError
 from scicot_core.models import SMOLLM2, SMOLLM2_HUB
 from scicot_core.pipeline import BUNDLED_ADAPTERS, default_adapters
 
@@ -35,4 +37,10 @@ def test_the_model_card_gives_data_settings_and_scores():
 def test_the_shipped_student_is_the_default_only_for_its_base_model(tmp_path):
     assert default_adapters(None, SMOLLM2_HUB) == default_adapters(None, SMOLLM2)
     assert default_adapters(None, "google/flan-t5-small") == {}
-    assert default_adapters("none", SMOLLM2) == {} and default_adapters(tmp_path, SMOLLM2) == {}
+    assert default_adapters("none", SMOLLM2) == {}
+
+
+@pytest.mark.parametrize("folder, problem", [("missing", "does not exist"), ("", "holds no <stage>/adapter_config.json")])
+def test_a_configured_folder_without_adapters_is_an_error_not_the_bare_model(tmp_path, folder, problem):
+    with pytest.raises(ConfigError, match=f"adapter folder .* {problem}; point SCICOT_ADAPTERS"):
+        default_adapters(tmp_path / folder, SMOLLM2)

@@ -2,7 +2,9 @@
 write path leaving the store unchanged."""
 
 import json
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +218,70 @@ def test_garbage_in_a_distillation_file_changes_nothing(store, tmp_path):
     with pytest.raises(DataError, match="HTML"):
         store.import_records(load_distillation_set(path))
     assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("kind", ["folder", "null device", "text file", "damaged SQLite", "fifo"])
+def test_a_store_path_that_is_not_a_store_is_one_config_error_and_nothing_is_written(tmp_path, kind):
+    from scicot_core.errors import ConfigError
+
+    path = {"folder": tmp_path / "folder", "null device": Path("/dev/null"), "fifo": tmp_path / "pipe"}.get(kind, tmp_path / "x.db")
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "text file":
+        path.write_text("my notes\n")
+    elif kind == "damaged SQLite":
+        path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    elif kind == "fifo":
+        os.mkfifo(path)  # opening it as a database would block forever
+    before = sorted(p.name for p in tmp_path.iterdir())
+    content = path.read_bytes() if path.is_file() else None
+    with pytest.raises(ConfigError, match="point SCICOT_DB \\(or --db\\) at a .db file"):
+        Store(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not Path("/dev/null-wal").exists()
+    assert (path.read_bytes() if path.is_file() else None) == content
+
+
+@pytest.mark.parametrize(
+    "question, message",
+    [
+        (Question("q-html", "<script>alert(1)</script> Why?", (Choice("A", "a"), Choice("B", "b"))), "question stem contains HTML"),
+        (Question("q-html", "Why?", (Choice("A", "a"), Choice("B", "[b](javascript:x)"))), "choice B contains a javascript: link"),
+        (Question("<b onclick=x>", "Why?", (Choice("A", "a"), Choice("B", "b"))), "question id contains HTML"),
+        (Question(" q-space ", "Why?", (Choice("A", "a"), Choice("B", "b"))), "has spaces around it"),
+        (Question("q-html", "Why?", (Choice("A", "a"), Choice("B", "b")), source="<img src=x>"), "question source contains HTML"),
+    ],
+)
+def test_every_text_of_a_question_is_checked_like_a_rationale(store, question, message):
+    before = snapshot(store)
+    with pytest.raises(DataError, match=message):
+        store.add_questions([question])
+    with pytest.raises(DataError, match=message):
+        store.add_question_with_rationales(question, [Rationale(question.id, "fine", "teacher", "m")])
+    assert snapshot(store) == before
+
+
+def test_a_question_and_its_rationales_are_stored_together_or_not_at_all(store):
+    q = Question("q-new", "Why?", (Choice("A", "a"), Choice("B", "b")), "A")
+    before = snapshot(store)
+    with pytest.raises(DataError, match="rationale note contains HTML"):
+        store.add_question_with_rationales(
+            q, [Rationale(q.id, "fine", "teacher", "m"), Rationale(q.id, "ok", "student", "s", note="<svg>")]
+        )
+    assert snapshot(store) == before
+    assert len(store.add_question_with_rationales(q, [Rationale(q.id, "fine", "teacher", "m")])) == 1
+
+
+def test_an_import_never_attaches_a_rationale_to_a_different_question(store):
+    from scicot_core.distill import DistillRecord
+
+    stored = store.question("sample-physics-01")
+    changed = Question(stored.id, stored.stem + " Really?", stored.choices, stored.answer_key)
+    other = Question("q-new", "Why?", (Choice("A", "a"), Choice("B", "b")), "A")
+    twin = Question("q-new", "Why not?", other.choices, "A")
+    before = snapshot(store)
+    with pytest.raises(DataError, match="'sample-physics-01' is already in the store with a different text or answer"):
+        store.import_records([DistillRecord(changed, "r", "t")])
+    with pytest.raises(DataError, match="two different questions share the id 'q-new'"):
+        store.import_records([DistillRecord(other, "r", "t"), DistillRecord(twin, "r2", "t")])
+    assert snapshot(store) == before
+    assert store.import_records([DistillRecord(stored, "another teacher's rationale", "t2")]) == (0, 1)
