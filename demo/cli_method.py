@@ -12,7 +12,7 @@ from tqdm import tqdm
 from scicot_core import formats
 from scicot_core import variants as variant_table
 from scicot_core.distill import load_student_rationales
-from scicot_core.errors import ConfigError, DataError
+from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
@@ -65,7 +65,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
     type=click.Choice(TEACHER_MODES),
     default="rationalize",
     show_default=True,
-    help="rationalize: the gold answer is given; cot: free chain-of-thought, kept only when its answer is right.",
+    help="rationalize: the gold answer is given (a rationale concluding otherwise is dropped); cot: free chain-of-thought, kept only when its answer is right.",
 )
 @click.option(
     "--out",
@@ -84,11 +84,18 @@ def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
         teacher or settings.teacher, settings, lambda: load_model(settings.student, settings.cache_dir, settings.offline, settings.threads)
     )
     chunk = max(16, 4 * (settings.endpoint.concurrency if settings.endpoint else 4))
+    errors = []
     with tqdm(total=len(questions), desc=f"teaching ({t.model_id})", unit="q") as bar:
-        counts = run_teach(t, questions, out, mode, chunk=chunk, progress=bar.update)
+        counts = run_teach(t, questions, out, mode, chunk=chunk, progress=bar.update, on_error=lambda q, e: errors.append((q.id, e)))
     click.echo(
-        f"{out}: {counts['written']} written, {counts['skipped_done']} already there, {counts['dropped_wrong']} dropped (wrong answer)"
+        f"{out}: {counts['written']} written, {counts['skipped_done']} already there, "
+        f"{counts['dropped_wrong']} dropped (wrong answer), {counts['failed']} failed"
     )
+    if errors:
+        question_id, error = errors[0]
+        raise TeacherError(
+            f"the teacher failed on {len(errors)} question(s) (first, {question_id}: {str(error).rstrip('.')}); rerun the same command to ask them again."
+        )
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from annotations.store import Store
@@ -13,7 +13,7 @@ from scicot_core.errors import DataError
 from scicot_core.lm import LanguageModel
 from scicot_core.pipeline import Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
-from scicot_core.settings import Settings, TeacherEndpoint
+from scicot_core.settings import Settings, TeacherEndpoint, normalise_url
 from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
 
 SAMPLE_SOURCE = "SciCoT sample set"
@@ -65,17 +65,41 @@ class Deps:
     def teacher(self, name: str, url: str = "", model: str = "") -> Teacher:
         """The teacher for a typed question: the local stand-in, or an endpoint."""
         if name == "endpoint":
-            endpoint = self.settings.endpoint
-            if url:
-                endpoint = TeacherEndpoint(
-                    base_url=url,
-                    model=model or (endpoint.model if endpoint else "gpt-4o-mini"),
-                    api_key=endpoint.api_key if endpoint else None,
-                )
-            if endpoint is None:
-                raise DataError("no teacher endpoint: enter its base URL and model, or set SCICOT_TEACHER_URL.")
-            return HttpTeacher(endpoint, ResponseCache(self.settings.cache_dir / "teacher-responses"))
+            return HttpTeacher(self.endpoint_for(url, model), ResponseCache(self.settings.cache_dir / "teacher-responses"))
         return LocalTeacher(self.lm(), STAND_IN_NOTE)
+
+    def endpoint_for(self, url: str, model: str) -> TeacherEndpoint:
+        """The endpoint a visitor may use: the operator's own (empty URL or the same one; the
+        only one that gets the API key), or one on SCICOT_TEACHER_ALLOWED_URLS, without a key and
+        with the typed bound. Any other URL is refused before anything is sent to it."""
+        own, typed, model = self.settings.endpoint, normalise_url(url), (model or "").strip()
+        if own and typed in ("", normalise_url(own.base_url)):
+            return replace(own, model=model or own.model)
+        if not typed:
+            raise DataError("this server has no teacher endpoint of its own; enter an allowed base URL, or pick the local stand-in.")
+        if typed not in self.settings.allowed_urls:
+            # The typed URL is not echoed back: an error message is no place to reflect visitor input.
+            raise DataError(
+                "that endpoint URL is not allowed on this server; pick the local stand-in, "
+                "or ask the operator to add it to SCICOT_TEACHER_ALLOWED_URLS."
+            )
+        bound = self.settings.typed_timeout_s
+        return TeacherEndpoint(
+            base_url=typed,
+            model=model or (own.model if own else "gpt-4o-mini"),
+            timeout_s=bound,
+            max_retries=1,
+            concurrency=1,
+            deadline_s=bound,
+            timeout_setting="SCICOT_TEACHER_TYPED_TIMEOUT",
+        )
+
+    def endpoint_help(self) -> str:
+        """Which endpoint URLs the Ask tab accepts, for the URL box (the allow-list is public by
+        the operator's choice; the API key is never part of it)."""
+        allowed = ", ".join(self.settings.allowed_urls)
+        own = "empty or as shown: this server's own endpoint" if self.settings.endpoint else "this server has no endpoint of its own"
+        return f"{own}; others allowed: {allowed}" if allowed else f"{own}; no other URL is allowed (SCICOT_TEACHER_ALLOWED_URLS)"
 
     def question_sources(self) -> list[str]:
         """The sample set, then every `<dataset>/<split>` present in the data directory."""

@@ -142,6 +142,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
             label="Endpoint base URL",
             placeholder="http://127.0.0.1:8000/v1",
             value=deps.settings.endpoint.base_url if deps.settings.endpoint else "",
+            info=deps.endpoint_help(),
         )
         model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
         adapter_set = student_dropdown(deps, elem_id="ask-set")

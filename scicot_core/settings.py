@@ -39,6 +39,36 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int | 
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    from .errors import ConfigError
+
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds; set it to e.g. {default:g}.")
+    return value
+
+
+def normalise_url(url: str | None) -> str:
+    """A base URL as compared and cached: surrounding spaces and trailing slashes dropped."""
+    return (url or "").strip().rstrip("/")
+
+
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    from .errors import ConfigError
+
+    urls = tuple(u for u in (normalise_url(part) for part in env.get(name, "").split(",")) if u)
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        raise ConfigError(f"{name} holds {bad[0]!r}, which is not an http(s) URL; list base URLs such as http://127.0.0.1:8000/v1.")
+    return urls
+
+
 @dataclass(frozen=True)
 class TeacherEndpoint:
     """An OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama, llama.cpp, TGI)."""
@@ -49,6 +79,15 @@ class TeacherEndpoint:
     timeout_s: float = 60.0
     max_retries: int = 4
     concurrency: int = 4
+    # One bound per question across every attempt and wait; None means three timeouts.
+    deadline_s: float | None = None
+    # The setting a message names when this endpoint's time runs out.
+    timeout_setting: str = "SCICOT_TEACHER_TIMEOUT"
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one question may take, retries and waits included."""
+        return self.deadline_s if self.deadline_s is not None else 3 * self.timeout_s
 
 
 @dataclass(frozen=True)
@@ -67,6 +106,9 @@ class Settings:
     threads: int | None = None
     reviewer_secret: str | None = field(default=None, repr=False)
     on_space: bool = False
+    # Base URLs that visitors of the app may type as teacher; they never get the API key.
+    allowed_urls: tuple[str, ...] = ()
+    typed_timeout_s: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +140,8 @@ class Settings:
             threads=threads,
             reviewer_secret=env.get("SCICOT_REVIEWER_SECRET") or None,
             on_space=bool(env.get("SPACE_ID")),
+            allowed_urls=_urls(env, "SCICOT_TEACHER_ALLOWED_URLS"),
+            typed_timeout_s=_float(env, "SCICOT_TEACHER_TYPED_TIMEOUT", 20.0),
         )
 
 

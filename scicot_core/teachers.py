@@ -23,7 +23,7 @@ from .errors import ConfigError, TeacherError
 from .formats import teacher_messages
 from .lm import LanguageModel
 from .questions import Question, Rationale, read_jsonl, sample_items
-from .settings import Settings, TeacherEndpoint
+from .settings import Settings, TeacherEndpoint, normalise_url
 
 STAND_IN_NOTE = (
     "small stand-in teacher (SmolLM2-135M-Instruct, not a large model): its rationales are often wrong; "
@@ -40,110 +40,189 @@ class Teacher(Protocol):
     def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]: ...
 
 
-# -- a cache keyed by model and prompt, so nothing is paid for twice -------------------------
+# -- a cache keyed by endpoint, model and prompt, so nothing is paid for twice ---------------
 class ResponseCache:
-    """One JSON file per (model, prompt) key under a directory; written atomically."""
+    """One JSON file per (endpoint, model, prompt) key under a directory; written atomically.
+    The endpoint is in the key so that one server's replies are never served for another's."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def _path(self, model: str, messages: list[dict]) -> Path:
-        key = hashlib.sha256(json.dumps([model, messages], sort_keys=True).encode()).hexdigest()
+    def _path(self, base_url: str, model: str, messages: list[dict]) -> Path:
+        key = hashlib.sha256(json.dumps([normalise_url(base_url), model, messages], sort_keys=True).encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, model: str, messages: list[dict]) -> str | None:
-        path = self._path(model, messages)
+    def get(self, base_url: str, model: str, messages: list[dict]) -> str | None:
+        path = self._path(base_url, model, messages)
         try:
             return json.loads(path.read_text())["text"]
         except (OSError, ValueError, KeyError):
             return None
 
-    def put(self, model: str, messages: list[dict], text: str) -> None:
-        path = self._path(model, messages)
+    def put(self, base_url: str, model: str, messages: list[dict], text: str) -> None:
+        path = self._path(base_url, model, messages)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
-            json.dump({"model": model, "text": text}, f)
+            json.dump({"base_url": normalise_url(base_url), "model": model, "text": text}, f)
         os.replace(tmp, path)
 
 
 # -- (a) an OpenAI-compatible endpoint --------------------------------------------------------
+MAX_REPLY_BYTES = 1_000_000  # a chat completion of a few hundred tokens is a few kB
+
+ADVICE = {
+    "timeout": "the server is too slow: check it, or raise {setting}",
+    "busy": "the server is overloaded or failing: retry later, or lower SCICOT_TEACHER_CONCURRENCY",
+    "connect": "check the URL and that the server is running",
+    "malformed": "is the URL an OpenAI-compatible /v1 endpoint?",
+    "truncated": "its reply was cut off at the length limit: try a model that answers more briefly",
+}
+
+
+class _Retry(Exception):
+    """One attempt's retryable problem: what happened, its kind (which picks the advice) and
+    the wait a server asked for."""
+
+    def __init__(self, problem: str, kind: str, wait: float | None = None):
+        super().__init__(problem)
+        self.problem, self.kind, self.wait = problem, kind, wait
+
+
 class HttpTeacher:
-    """A chat-completions endpoint: timeout, retries with backoff honouring Retry-After,
-    bounded concurrency, and a response cache."""
+    """A chat-completions endpoint: one deadline per question across retries (backoff honouring
+    Retry-After), truncated or malformed replies retried and never cached, bounded concurrency,
+    and a response cache."""
 
     RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
-    def __init__(self, endpoint: TeacherEndpoint, cache: ResponseCache | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        endpoint: TeacherEndpoint,
+        cache: ResponseCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.endpoint = endpoint
         self.model_id = endpoint.model
         self.note = f"remote teacher at {endpoint.base_url}"
         self.cache = cache
         self.sleep = sleep
+        self.clock = clock
         self._local = threading.local()
 
+    def __repr__(self) -> str:
+        return f"HttpTeacher({self.endpoint!r})"  # the endpoint's repr leaves the key out
+
     def _client(self) -> httpx.Client:
-        # httpx clients are not shared across threads here: one per worker thread.
+        # httpx clients are not shared across threads here: one per worker thread. Redirects are
+        # not followed: a reply may only come from the URL that was allowed.
         if getattr(self._local, "client", None) is None:
             headers = {"Authorization": f"Bearer {self.endpoint.api_key}"} if self.endpoint.api_key else {}
-            self._local.client = httpx.Client(timeout=self.endpoint.timeout_s, headers=headers)
+            self._local.client = httpx.Client(timeout=self.endpoint.timeout_s, headers=headers, follow_redirects=False)
         return self._local.client
 
     def complete(self, messages: list[dict], max_tokens: int = 256) -> str:
-        """One chat completion's text, from the cache when this model has seen this prompt."""
-        if self.cache and (hit := self.cache.get(self.model_id, messages)) is not None:
+        """One chat completion's text, from the cache when this endpoint and model have seen this prompt."""
+        base_url = self.endpoint.base_url
+        if self.cache and (hit := self.cache.get(base_url, self.model_id, messages)) is not None:
             return hit
         text = self._post_with_retries(messages, max_tokens)
         if self.cache:
-            self.cache.put(self.model_id, messages, text)
+            self.cache.put(base_url, self.model_id, messages, text)
         return text
 
     def _post_with_retries(self, messages: list[dict], max_tokens: int) -> str:
-        url = self.endpoint.base_url.rstrip("/") + "/chat/completions"
-        body = {"model": self.model_id, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-        problem = ""
+        url = normalise_url(self.endpoint.base_url) + "/chat/completions"
+        start = self.clock()
+        deadline = start + self.endpoint.deadline
+        grown = False
         for attempt in range(self.endpoint.max_retries + 1):
             try:
-                response = self._client().post(url, json=body)
-            except httpx.TimeoutException:
-                problem, wait = f"timed out after {self.endpoint.timeout_s:g} s", None
-            except httpx.HTTPError as e:
-                problem, wait = f"could not connect ({e.__class__.__name__})", None
+                return self._post_once(url, messages, max_tokens, deadline)
+            except _Retry as e:
+                last = e
+            if last.kind == "truncated":
+                if grown:
+                    raise TeacherError(f"teacher at {url} cut its reply off twice (at max_tokens={max_tokens}); {ADVICE['truncated']}.")
+                grown, max_tokens, wait = True, 2 * max_tokens, 0.0
             else:
-                if response.status_code == 200:
-                    return _completion_text(response)
-                if response.status_code not in self.RETRY_STATUS:
-                    raise TeacherError(
-                        f"teacher at {url} answered HTTP {response.status_code}: {response.text[:200]!r}; check the URL, model name and API key."
-                    )
-                problem, wait = f"HTTP {response.status_code}", retry_after(response.headers.get("Retry-After"))
-            if attempt < self.endpoint.max_retries:
-                self.sleep(wait if wait is not None else backoff(attempt))
-        raise TeacherError(
-            f"teacher at {url} failed {self.endpoint.max_retries + 1} times (last: {problem}); check the server or raise SCICOT_TEACHER_TIMEOUT."
-        )
+                wait = last.wait if last.wait is not None else backoff(attempt)
+            # Retries share the question's one deadline: no wait or attempt past it.
+            if attempt == self.endpoint.max_retries or self.clock() + wait >= deadline:
+                break
+            self.sleep(wait)
+        advice = ADVICE[last.kind].format(setting=self.endpoint.timeout_setting)
+        tries = f"{attempt + 1} time{'s' if attempt else ''}"
+        raise TeacherError(f"teacher at {url} failed {tries} in {self.clock() - start:.0f} s (last: {last.problem}); {advice}.")
 
-    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
-        def one(question: Question) -> Rationale:
+    def _post_once(self, url: str, messages: list[dict], max_tokens: int, deadline: float) -> str:
+        body = {"model": self.model_id, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise _Retry("out of time", "timeout")
+        try:
+            with self._client().stream("POST", url, json=body, timeout=min(self.endpoint.timeout_s, remaining)) as response:
+                if response.status_code == 200:
+                    return _completion_text(self._read(response, deadline))
+                if response.status_code in self.RETRY_STATUS:
+                    raise _Retry(f"HTTP {response.status_code}", "busy", retry_after(response.headers.get("Retry-After")))
+        except httpx.TimeoutException:
+            raise _Retry(f"timed out (limit {min(self.endpoint.timeout_s, remaining):g} s)", "timeout") from None
+        except httpx.HTTPError as e:
+            raise _Retry(f"could not connect ({e.__class__.__name__})", "connect") from None
+        # The reply body is never shown: the server may be an internal one answering with a
+        # page nobody outside should read. The status is enough to act on.
+        raise TeacherError(f"teacher at {url} answered HTTP {response.status_code}; check the URL, model name and API key.")
+
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        """The reply body, cut short when it grows past MAX_REPLY_BYTES or the deadline (a
+        server dripping bytes would otherwise hold a worker for ever)."""
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise _Retry(f"reply larger than {MAX_REPLY_BYTES:,} bytes", "malformed")
+            if self.clock() > deadline:
+                raise _Retry("timed out while reading the reply", "timeout")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def outcomes(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale | TeacherError]:
+        """Each question's rationale, or the TeacherError that stopped it; the others still finish."""
+
+        def one(question: Question) -> Rationale | TeacherError:
             messages = teacher_messages(question, mode)
             start = time.perf_counter()
-            text = self.complete(messages)
+            try:
+                text = self.complete(messages)
+            except TeacherError as e:
+                return e
             ms = int((time.perf_counter() - start) * 1000)
             return Rationale(question.id, text.strip(), "teacher", self.model_id, ms, self.note, {"mode": mode})
 
         with ThreadPoolExecutor(max_workers=max(1, self.endpoint.concurrency)) as pool:
             return list(pool.map(one, questions))
 
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
+        out = self.outcomes(questions, mode)
+        for r in out:
+            if isinstance(r, TeacherError):
+                raise r
+        return out
 
-def _completion_text(response: httpx.Response) -> str:
+
+def _completion_text(raw: bytes) -> str:
+    """The text of a chat completion; a malformed, empty or truncated one is a retryable problem."""
     try:
-        text = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise TeacherError(
-            f"teacher sent a reply that is not a chat completion: {response.text[:200]!r}; is the URL an OpenAI-compatible /v1 endpoint?"
-        ) from None
+        choice = json.loads(raw)["choices"][0]
+        text, finish = choice["message"]["content"], choice.get("finish_reason")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise _Retry("the reply was not a chat completion", "malformed") from None
+    if finish == "length":
+        raise _Retry("the reply was cut off at max_tokens", "truncated")
     if not isinstance(text, str) or not text.strip():
-        raise TeacherError("teacher sent an empty completion; try another model or a larger max_tokens.")
+        raise _Retry("the completion was empty", "malformed")
     return text
 
 

@@ -127,11 +127,17 @@ class FakeTeacher:
     def __init__(self):
         self.queue: deque[str] = deque()
         self.history: list[tuple[str, str]] = []
+        self.fail_ids: set[str] = set()  # questions it fails on, like a backend giving up
 
     def enqueue(self, texts: list[str]) -> None:
         self.queue.extend(texts)
 
     def rationales(self, questions, mode="rationalize"):
+        from scicot_core.errors import TeacherError
+
+        failing = [q.id for q in questions if q.id in self.fail_ids]
+        if failing:
+            raise TeacherError(f"scripted failure on {failing[0]}.")
         out = []
         for q in questions:
             self.history.append((q.id, mode))
@@ -151,7 +157,8 @@ def fake_teacher(monkeypatch):
 
 class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1 whose replies are scripted, one per request:
-    ("ok", text) | ("status", code, headers) | ("sleep", seconds) | ("malformed",)."""
+    ("ok", text) | ("truncated", text) | ("status", code, headers, body) | ("sleep", seconds[, text])
+    | ("drip", seconds_per_byte, count) | ("malformed",). `requests` records what each request sent."""
 
     def __init__(self):
         self.script: deque[tuple] = deque()
@@ -189,11 +196,15 @@ class FakeOpenAI:
             time.sleep(step[1])
             step = ("ok", step[2] if len(step) > 2 else "slow")
             kind = "ok"
-        if kind == "ok":
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": step[1]}}]}).encode()
+        if kind in ("ok", "truncated"):
+            choice = {"message": {"role": "assistant", "content": step[1]}, "finish_reason": "length" if kind == "truncated" else "stop"}
+            payload = json.dumps({"choices": [choice]}).encode()
             code, headers = 200, {}
         elif kind == "status":
-            payload, code, headers = b'{"error": "scripted"}', step[1], (step[2] if len(step) > 2 else {})
+            code, headers = step[1], (step[2] if len(step) > 2 else {})
+            payload = step[3].encode() if len(step) > 3 else b'{"error": "scripted"}'
+        elif kind == "drip":
+            return self._drip(handler, *step[1:])
         else:
             payload, code, headers = b"{not json", 200, {}
         try:
@@ -206,6 +217,20 @@ class FakeOpenAI:
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
+
+    def _drip(self, handler, seconds_per_byte, count):
+        """A slow reply: one byte at a time, each well inside a read timeout, then cut short."""
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(count + 1))
+            handler.end_headers()
+            for _ in range(count):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(seconds_per_byte)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def close(self):
         self.server.shutdown()

@@ -41,3 +41,20 @@ def test_thread_counts_below_one_are_refused(raw):
     with pytest.raises(ConfigError, match=f"SCICOT_THREADS='{raw}' is below 1; set it to at least 1"):
         Settings.from_env({"SCICOT_THREADS": raw})
     assert Settings.from_env({"SCICOT_THREADS": "4"}).threads == 4 and Settings.from_env({}).threads is None
+
+
+def test_typed_endpoints_are_none_by_default_and_listed_ones_are_normalised():
+    default = Settings.from_env({})
+    assert (default.allowed_urls, default.typed_timeout_s) == ((), 20.0)
+    env = {"SCICOT_TEACHER_ALLOWED_URLS": " http://127.0.0.1:8000/v1/ ,https://api.example.org/v1,", "SCICOT_TEACHER_TYPED_TIMEOUT": "5"}
+    s = Settings.from_env(env)
+    assert (s.allowed_urls, s.typed_timeout_s) == (("http://127.0.0.1:8000/v1", "https://api.example.org/v1"), 5.0)
+    with pytest.raises(ConfigError, match="SCICOT_TEACHER_ALLOWED_URLS holds 'file:///etc', which is not an http"):
+        Settings.from_env({"SCICOT_TEACHER_ALLOWED_URLS": "file:///etc"})
+    with pytest.raises(ConfigError, match="SCICOT_TEACHER_TYPED_TIMEOUT='0' is not a positive number of seconds"):
+        Settings.from_env({"SCICOT_TEACHER_TYPED_TIMEOUT": "0"})
+
+
+def test_the_operators_endpoint_has_one_deadline_of_three_timeouts():
+    s = Settings.from_env({"SCICOT_TEACHER_URL": "http://127.0.0.1:8000/v1", "SCICOT_TEACHER_TIMEOUT": "30"})
+    assert (s.endpoint.timeout_s, s.endpoint.deadline) == (30.0, 90.0)
