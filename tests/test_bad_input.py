@@ -304,7 +304,7 @@ def world(tmp: Path) -> str:
     """A store with three sample questions and rationales, a rater and a reviewer; returns a rationale id."""
     store = Store(tmp / "store.db", reviewer_secret=SECRET)
     store.import_records([DistillRecord(q, text, "ref") for q, text in sample_items()[:3]])
-    store.add_rater("ann")
+    (tmp / "ann.token").write_text(store.claim_rater("ann"))  # `db rate` signs ann in with it (SCICOT_RATER_TOKEN)
     store.add_rater("rev")
     store.grant_reviewer("rev", SECRET)
     rid = store.rationales_for(SAMPLE_Q.id)[0]["id"]
@@ -345,6 +345,7 @@ def run_case(case: Case, tmp: Path) -> str:
         "SCICOT_ADAPTERS": "",
         "SCICOT_THREADS": "",
         "HF_HUB_OFFLINE": "1",
+        "SCICOT_RATER_TOKEN": (tmp / "ann.token").read_text(),
     } | {k: fill(v) for k, v in case.env.items()}
     before = snapshot(tmp)
     result = CliRunner().invoke(main, [fill(a) for a in case.args], env=env, prog_name="scicot")
