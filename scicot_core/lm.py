@@ -150,12 +150,24 @@ class LanguageModel:
             return []
         with self.using(adapter):
             enc = self._encode_prompts(prompts)
+            width = enc["input_ids"].shape[1]
             if sampling:
                 torch.manual_seed(sampling.seed)
+            if k > 1 and not self.is_seq2seq:
+                enc, k = self._prefilled(enc, k), 1
             out = self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop, sampling, k))
         if not self.is_seq2seq:
-            out = out[:, enc["input_ids"].shape[1] :]
+            out = out[:, width:]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _prefilled(self, enc: dict, k: int) -> dict:
+        """The prompts run once, their cache copied k times: k samples then pay one prefill, not
+        k (on a CPU the prefill of k copies cost more than all the sampled tokens)."""
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        first = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+        first.cache.batch_repeat_interleave(k)
+        return {"input_ids": ids.repeat_interleave(k, 0), "attention_mask": mask.repeat_interleave(k, 0), "cache": first.cache}
 
     def stream(
         self, prompt: str, max_new_tokens: int = 64, adapter: str | None = None, stop: Callable[[str], bool] | None = None
