@@ -154,11 +154,43 @@ class LanguageModel:
             if sampling:
                 torch.manual_seed(sampling.seed)
             if k > 1 and not self.is_seq2seq:
-                enc, k = self._prefilled(enc, k), 1
+                return self._sample_shrinking(self._prefilled(enc, k), width, max_new_tokens, stop, sampling)
             out = self.model.generate(**self._gen_kwargs(enc, max_new_tokens, stop, sampling, k))
         if not self.is_seq2seq:
             out = out[:, width:]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _sample_shrinking(self, enc: dict, width: int, max_new_tokens: int, stop, sampling: Sampling) -> list[str]:
+        """Sample every row of a prefilled batch, dropping each row (and its cache) once it ends:
+        the tail of the longest sample is decoded alone, not with the whole batch beside it."""
+        ids, mask, cache = enc["input_ids"], enc["attention_mask"], enc["cache"]
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        seen = ids.clone()  # prompt and generated tokens, for the repetition penalty
+        texts = [""] * ids.shape[0]
+        tokens: list[list[int]] = [[] for _ in texts]
+        step_input = ids[:, -1:]
+        eos = self.tokenizer.eos_token_id
+        for _ in range(max_new_tokens):
+            positions = (mask.sum(-1, keepdim=True) - 1).clamp(min=0)
+            logits = self.model(input_ids=step_input, attention_mask=mask, position_ids=positions, cache=cache).logits[:, -1].float()
+            picked = _sample_step(logits, seen, sampling)
+            seen, mask = torch.cat([seen, picked[:, None]], 1), torch.cat([mask, torch.ones_like(picked)[:, None]], 1)
+            done = []
+            for row, token in zip(rows.tolist(), picked.tolist()):
+                if token != eos:
+                    tokens[row].append(token)
+                text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
+                texts[row] = text
+                done.append(token == eos or bool(stop and stop(text)))
+            keep = torch.tensor([not d for d in done], device=ids.device)
+            if not keep.any():
+                break
+            if not keep.all():
+                index = keep.nonzero().squeeze(-1)
+                cache.batch_select_indices(index)
+                rows, seen, mask, picked = rows[index], seen[index], mask[index], picked[index]
+            step_input = picked[:, None]
+        return [t.strip() for t in texts]
 
     def _prefilled(self, enc: dict, k: int) -> dict:
         """The prompts run once, their cache copied k times: k samples then pay one prefill, not
@@ -277,6 +309,19 @@ class LanguageModel:
         keep = labels != -100
         picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
         return [(picked[i].sum().item(), int(keep[i].sum())) for i in range(len(comp_ids))]
+
+
+def _sample_step(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling, penalty: float = 1.1) -> torch.Tensor:
+    """One sampled token per row: the repetition penalty greedy decoding uses, temperature, then
+    top-p (the smallest set of tokens whose probability reaches p)."""
+    previous = logits.gather(1, seen)
+    logits = logits.scatter(1, seen, torch.where(previous < 0, previous * penalty, previous / penalty))
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1:
+        ordered, order = probs.sort(dim=-1, descending=True)
+        outside = ordered.cumsum(-1) - ordered > sampling.top_p
+        probs = probs.scatter(1, order, ordered.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 def _text_stop(tokenizer, start: int, stop: Callable[[str], bool]):
