@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scicot_core import tempfiles
-from scicot_core.distill import DistillRecord, write_jsonl_atomic
+from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
 from .criteria import CRITERION_NAMES

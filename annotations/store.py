@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from scicot_core.distill import DistillRecord
+from scicot_core.distillation_set import DistillRecord
 from scicot_core.errors import ConfigError, DataError, PermissionDenied
 from scicot_core.formats import FORMAT_VERSION
 from scicot_core.questions import MAX_CHOICE_CHARS, MAX_STEM_CHARS, Choice, Question, Rationale

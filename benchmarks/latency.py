@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from scicot_core.lm import LanguageModel
-from scicot_core.models import SMOLLM2, ensure_smollm2, load_model
-from scicot_core.pipeline import Student, default_adapters
+from scicot_core.base_models import SMOLLM2, ensure_smollm2, load_model
+from scicot_core.student import Student, default_adapters
 from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
 

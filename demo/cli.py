@@ -49,7 +49,7 @@ def build_question(text: str, choices: tuple[str, ...], answer_key: str | None) 
 
 @functools.cache
 def _lm(name: str, settings: Settings):
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     return load_model(name, settings.cache_dir, settings.offline, settings.threads)
 
@@ -87,7 +87,7 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samples, temperature, seed, as_json):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
     from scicot_core.lm import Sampling
-    from scicot_core.pipeline import Student, default_adapters, mean_answer
+    from scicot_core.student import Student, default_adapters, mean_answer
 
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)

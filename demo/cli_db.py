@@ -14,7 +14,7 @@ from annotations.agreement import alpha_by_criterion
 from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
 from annotations.export import FORMATS, ExportFilter, export_rows, push_to_hub, write_export
 from annotations.store import Store
-from scicot_core.distill import load_any
+from scicot_core.distillation_set import load_any
 from scicot_core.settings import Settings
 
 db_option = click.option(

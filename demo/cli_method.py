@@ -11,15 +11,15 @@ from tqdm import tqdm
 
 from scicot_core import formats
 from scicot_core import variants as variant_table
-from scicot_core.distill import load_student_rationales
+from scicot_core.distillation_set import load_student_rationales
 from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.pipeline import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
+from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
-from scicot_core.teach import teach as run_teach
+from scicot_core.teach_split import teach as run_teach
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
 
@@ -75,7 +75,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
 )
 def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     """Write teacher rationales for a split as a distillation set (resumable)."""
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
     from scicot_core.teachers import get_teacher
 
     settings = Settings.from_env()
@@ -240,7 +240,7 @@ def eval_(
     An interrupted run resumes where it stopped: the rationales it had generated are kept in
     OUT/generated.partial.jsonl and reused when the same command runs again."""
     from scicot_core.lm import Sampling
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     settings = Settings.from_env()
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
@@ -300,7 +300,7 @@ def sample(dataset, split, questions_file, limit, data_dir, adapters, samples, t
     """Sample the student's own rationales for training questions (right and wrong alike), for
     stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
     from scicot_core.lm import Sampling
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)

@@ -11,7 +11,7 @@ from pathlib import Path
 from annotations.store import Store
 from scicot_core.errors import DataError
 from scicot_core.lm import LanguageModel
-from scicot_core.pipeline import Student, default_adapters, find_adapters
+from scicot_core.student import Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint, normalise_url
 from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
@@ -163,7 +163,7 @@ def _adapter_name(path: Path, stage: str) -> str:
 
 def build_deps(settings: Settings) -> Deps:
     """The real dependencies for `app.py`."""
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     store = Store(settings.db_path, reviewer_secret=settings.reviewer_secret)
     deps = Deps(settings, store, lambda: load_model(settings.student, settings.cache_dir, settings.offline, settings.threads))

@@ -1,5 +1,5 @@
 """`build_demo(deps)`: the Gradio app's layout and wiring, nothing else. Every event has an
-`api_name`; handlers live in `handlers.py` and `handlers_review.py`."""
+`api_name`; handlers live in `handlers.py` and `handlers_curate.py`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from scicot_core.questions import MAX_STEM_CHARS
 from scicot_core.settings import Settings
 
 from . import handlers as h
-from . import handlers_review as hr
+from . import handlers_curate as hr
 from .deps import Deps
 from .render import LATEX
 

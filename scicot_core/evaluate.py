@@ -13,7 +13,7 @@ from pathlib import Path
 from . import formats, variants
 from .errors import ConfigError
 from .lm import Sampling
-from .pipeline import Answer, Student, majority_label, mean_answer, with_prior
+from .student import Answer, Student, majority_label, mean_answer, with_prior
 from .questions import Question, Rationale
 
 VARIANTS = variants.NAMES

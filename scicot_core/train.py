@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import formats
-from .distill import DistillRecord, load_any, load_student_rationales, rationale_files
+from .distillation_set import DistillRecord, load_any, load_student_rationales, rationale_files
 from .errors import ConfigError
-from .pipeline import STAGES
+from .student import STAGES
 from .questions import Question, load_split
 
 CONFIG_FILE = "scicot_train_config.json"
@@ -245,7 +245,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    from .models import load_model
+    from .base_models import load_model
 
     config.check()
     out = Path(config.output_dir)

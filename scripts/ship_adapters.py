@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 
 from scicot_core.evaluate import VARIANTS, bar_chart
-from scicot_core.models import SMOLLM2_HUB
-from scicot_core.pipeline import BUNDLED_ADAPTERS
+from scicot_core.base_models import SMOLLM2_HUB
+from scicot_core.student import BUNDLED_ADAPTERS
 
 KEEP = ("adapter_config.json", "adapter_model.safetensors", "scicot_train_config.json", "training_log.jsonl")
 SETTINGS = ("lora_r", "lora_alpha", "target_modules", "learning_rate", "batch_size", "max_length", "limit", "epochs", "seed")
@@ -88,7 +88,7 @@ stages of Sci-CoT (arXiv 2308.04679). `rationale` writes a short rationale from 
 and its choices; `answer` scores each choice's text given the question and the rationale.
 `answer-only` is the baseline that answers without a rationale, shipped so the app can show it
 beside the student. All are attention-only (q, k, v, o), rank 8, stored in fp16, and loaded on
-one base model (`scicot_core.pipeline.Student`).
+one base model (`scicot_core.student.Student`).
 
 ## Training
 

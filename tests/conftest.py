@@ -101,14 +101,14 @@ def tiny_seq2seq_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 @pytest.fixture
 def tiny_causal(tiny_causal_dir, tmp_path):
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     return load_model(str(tiny_causal_dir), tmp_path)
 
 
 @pytest.fixture
 def tiny_seq2seq(tiny_seq2seq_dir, tmp_path):
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
 
     return load_model(str(tiny_seq2seq_dir), tmp_path)
 
@@ -249,7 +249,7 @@ def app_deps(tmp_path, tiny_causal_dir):
     """The app's dependencies around a tiny model and a fresh store."""
     from annotations.store import Store
     from demo.deps import BASE_SET, Deps
-    from scicot_core.models import load_model
+    from scicot_core.base_models import load_model
     from scicot_core.settings import Settings
 
     settings = Settings(

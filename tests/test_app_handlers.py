@@ -4,7 +4,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from demo import handlers as h
-from demo import handlers_review as hr
+from demo import handlers_curate as hr
 from demo.deps import BASE_SET
 from scicot_core.errors import DataError, PermissionDenied
 

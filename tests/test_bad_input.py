@@ -23,7 +23,7 @@ from annotations.store import Store
 from demo import handlers
 from demo.cli import main
 from demo.deps import Deps
-from scicot_core.distill import DistillRecord
+from scicot_core.distillation_set import DistillRecord
 from scicot_core.errors import ScicotError
 from scicot_core.questions import Choice, Question, sample_items
 from scicot_core.settings import Settings
@@ -297,7 +297,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded for a bad input")
 
-    monkeypatch.setattr("scicot_core.models.load_model", refuse)
+    monkeypatch.setattr("scicot_core.base_models.load_model", refuse)
 
 
 def world(tmp: Path) -> str:

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA, needs_shared
 
 from demo.cli import main
-from scicot_core.distill import load_distillation_set
+from scicot_core.distillation_set import load_distillation_set
 from scicot_core.questions import sample_items
 
 

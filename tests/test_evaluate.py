@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from demo.cli import main
 from scicot_core.evaluate import available, evaluate, write_report
-from scicot_core.pipeline import Student
+from scicot_core.student import Student
 from scicot_core.questions import Choice, Question, Rationale
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from annotations.export import ExportFilter, export_rows, write_export
 from annotations.store import Store
-from scicot_core.distill import load_distillation_set
+from scicot_core.distillation_set import load_distillation_set
 from scicot_core.errors import ConfigError
 from scicot_core.questions import Rationale, sample_items
 
@@ -90,7 +90,7 @@ def test_a_failing_write_leaves_nothing_at_the_destination(tmp_path):
         yield {"id": "a"}
         raise RuntimeError("disk on fire")
 
-    from scicot_core.distill import write_jsonl_atomic
+    from scicot_core.distillation_set import write_jsonl_atomic
 
     with pytest.raises(RuntimeError):
         write_jsonl_atomic(rows(), tmp_path / "set.jsonl")

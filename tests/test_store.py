@@ -117,7 +117,7 @@ def test_curation_latest_decision_and_edits_link_to_source(store):
 
 
 def test_import_is_idempotent(tmp_path):
-    from scicot_core.distill import DistillRecord
+    from scicot_core.distillation_set import DistillRecord
 
     s = Store(tmp_path / "i.db")
     records = [DistillRecord(q, t, "flan-t5") for q, t in sample_items()]
@@ -205,7 +205,7 @@ def test_garbage_on_other_write_paths_changes_nothing(store, call, message):
 
 
 def test_garbage_in_a_distillation_file_changes_nothing(store, tmp_path):
-    from scicot_core.distill import load_distillation_set
+    from scicot_core.distillation_set import load_distillation_set
 
     good = sample_items()[5][0].to_ai2() | {"rationale": "ok", "teacher": "t"}
     path = tmp_path / "d.jsonl"
@@ -272,7 +272,7 @@ def test_a_question_and_its_rationales_are_stored_together_or_not_at_all(store):
 
 
 def test_an_import_never_attaches_a_rationale_to_a_different_question(store):
-    from scicot_core.distill import DistillRecord
+    from scicot_core.distillation_set import DistillRecord
 
     stored = store.question("sample-physics-01")
     changed = Question(stored.id, stored.stem + " Really?", stored.choices, stored.answer_key)

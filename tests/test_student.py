@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from scicot_core.errors import ModelError
-from scicot_core.models import load_model, resolve
-from scicot_core.pipeline import Student
+from scicot_core.base_models import load_model, resolve
+from scicot_core.student import Student
 
 
 @pytest.fixture(params=["causal", "seq2seq"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from annotations.export import write_export
-from scicot_core.distill import write_jsonl_atomic
+from scicot_core.distillation_set import write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
 ROWS = [{"id": "q1", "rationale": "r"}]
@@ -64,7 +64,7 @@ def test_orphans_of_a_dead_writer_go_before_the_next_export(tmp_path, fmt, name)
 
 WRITER = """
 import sys, time
-from scicot_core.distill import write_jsonl_atomic
+from scicot_core.distillation_set import write_jsonl_atomic
 
 def rows():
     yield {"id": "q1"}
@@ -125,8 +125,8 @@ def test_a_dataset_export_never_replaces_a_folder_that_is_not_one(tmp_path):
 
 
 def test_app_exports_go_to_one_folder_that_forgets_them_after_a_day(app_deps):
-    from demo import handlers_review as hr
-    from scicot_core.distill import DistillRecord
+    from demo import handlers_curate as hr
+    from scicot_core.distillation_set import DistillRecord
     from scicot_core.questions import sample_items
 
     store = app_deps.store

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
-from scicot_core.distill import load_distillation_set
+from scicot_core.distillation_set import load_distillation_set
 from scicot_core.errors import ConfigError, DataError
-from scicot_core.models import load_model
-from scicot_core.pipeline import Student
+from scicot_core.base_models import load_model
+from scicot_core.student import Student
 from scicot_core.questions import sample_items
 from scicot_core.train import LOG_FILE, TrainConfig, examples, main, tokenize
 
@@ -73,7 +73,7 @@ def test_completion_only_labels_and_formats(tiny_causal):
 
 
 def load_distillation_set_from_samples():
-    from scicot_core.distill import DistillRecord
+    from scicot_core.distillation_set import DistillRecord
 
     return [DistillRecord(q, t, "ref") for q, t in sample_items()]
 
@@ -150,7 +150,7 @@ def test_stage_two_can_also_learn_from_student_rationales(tmp_path, distill_set,
 
 
 def test_a_rationale_that_is_only_a_lettered_answer_teaches_no_stage_that_reads_or_writes_one():
-    from scicot_core.distill import DistillRecord
+    from scicot_core.distillation_set import DistillRecord
 
     q = sample_items()[0][0]
     records = [DistillRecord(q, f"Thus, the answer is ({q.answer_key})", "t"), DistillRecord(q, "Real reasoning here.", "t")]

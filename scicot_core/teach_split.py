@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .distill import DistillRecord
+from .distillation_set import DistillRecord
 from .errors import DataError, TeacherError
 from .formats import TEACHER_MODES, extract_answer
 from .questions import Question, Rationale

@@ -15,10 +15,10 @@ from annotations.agreement import alpha_by_criterion
 from annotations.criteria import CRITERIA, PREFERENCES
 from annotations.export import ExportFilter, export_rows, write_export
 from scicot_core import tempfiles
-from scicot_core.distill import write_jsonl_atomic
+from scicot_core.distillation_set import write_jsonl_atomic
 from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.settings import Settings
-from scicot_core.teach import done_ids
+from scicot_core.teach_split import done_ids
 
 from .deps import Deps
 from .render import safe

@@ -240,6 +240,6 @@ def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path
                 f"{'/, '.join(STAGES)}/ adapters, or set it to none for the bare base model."
             )
         return found
-    from .models import SMOLLM2, SMOLLM2_HUB
+    from .base_models import SMOLLM2, SMOLLM2_HUB
 
     return find_adapters(BUNDLED_ADAPTERS) if base_model in (SMOLLM2, SMOLLM2_HUB) else {}

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from demo.cli import main
-from scicot_core.distill import load_distillation_set
+from scicot_core.distillation_set import load_distillation_set
 from scicot_core.errors import DataError, TeacherError
 from scicot_core.questions import sample_items
-from scicot_core.teach import done_ids, teach
+from scicot_core.teach_split import done_ids, teach
 
 
 def test_resumable_and_provenance(tmp_path, fake_teacher):
