@@ -311,17 +311,31 @@ class LanguageModel:
         return [(picked[i].sum().item(), int(keep[i].sum())) for i in range(len(comp_ids))]
 
 
+# Top-p needs the tokens in order of probability only until their sum reaches p: the first
+# candidates found by top-k (no full sort of the vocabulary) hold the nucleus almost always, and
+# when they do not, the whole vocabulary is sorted, so the nucleus is exact either way.
+NUCLEUS_CANDIDATES = 64
+
+
 def _sample_step(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling, penalty: float = 1.1) -> torch.Tensor:
     """One sampled token per row: the repetition penalty greedy decoding uses, temperature, then
     top-p (the smallest set of tokens whose probability reaches p)."""
     previous = logits.gather(1, seen)
     logits = logits.scatter(1, seen, torch.where(previous < 0, previous * penalty, previous / penalty))
     probs = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1:
-        ordered, order = probs.sort(dim=-1, descending=True)
-        outside = ordered.cumsum(-1) - ordered > sampling.top_p
-        probs = probs.scatter(1, order, ordered.masked_fill(outside, 0.0))
-    return torch.multinomial(probs, 1).squeeze(-1)
+    if sampling.top_p == 1:
+        return torch.multinomial(probs, 1).squeeze(-1)
+    weights, order = _nucleus(probs, sampling.top_p)
+    return order.gather(1, torch.multinomial(weights, 1)).squeeze(-1)
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the probabilities in descending order with those outside the top-p nucleus set to
+    zero, and the token ids they belong to (only as many columns as the widest nucleus needs)."""
+    top, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+    if bool((top.sum(-1) < top_p).any()):  # a nucleus wider than the candidates: sort it all
+        top, order = probs.sort(dim=-1, descending=True)
+    return top.masked_fill(top.cumsum(-1) - top > top_p, 0.0), order
 
 
 def _text_stop(tokenizer, start: int, stop: Callable[[str], bool]):

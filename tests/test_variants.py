@@ -57,6 +57,39 @@ def test_seeded_sampling_is_reproducible_and_batched(tiny_causal):
     assert texts(greedy) == [[r.text] for r in student.rationales(questions)]
 
 
+def _full_sort_nucleus(probs, top_p):
+    ordered, order = probs.sort(dim=-1, descending=True)
+    kept = ordered.masked_fill(ordered.cumsum(-1) - ordered > top_p, 0.0)
+    return {(row, int(order[row, i])): float(kept[row, i]) for row in range(len(probs)) for i in range(probs.shape[-1]) if kept[row, i] > 0}
+
+
+@pytest.mark.parametrize("temperature", [0.3, 0.7, 1.5, 50.0])  # 50: nearly flat, wider than the candidates
+def test_the_nucleus_is_the_one_a_full_sort_gives(temperature):
+    import torch
+
+    from scicot_core.lm import NUCLEUS_CANDIDATES, _nucleus
+
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(4, 5000) * 3 / temperature, dim=-1)
+    weights, order = _nucleus(probs, 0.9)
+    got = {(row, int(order[row, i])): float(weights[row, i]) for row in range(4) for i in range(weights.shape[-1]) if weights[row, i] > 0}
+    assert got == pytest.approx(_full_sort_nucleus(probs, 0.9))
+    if temperature == 50.0:
+        assert max(row for row, _ in got) == 3 and len(got) > 4 * NUCLEUS_CANDIDATES  # the fallback ran
+
+
+def test_sampled_tokens_stay_inside_the_nucleus():
+    import torch
+
+    from scicot_core.lm import _sample_step
+
+    torch.manual_seed(1)
+    logits = torch.tensor([[4.0, 3.0, 0.0, -1.0, -2.0] + [-9.0] * 95] * 200)
+    seen = torch.zeros(200, 1, dtype=torch.long) + 99  # a token far outside, so the penalty changes nothing that matters
+    picked = _sample_step(logits, seen, Sampling(1.0, 0.8, seed=0))
+    assert set(picked.tolist()) == {0, 1}  # 0.72 and 0.26 of the mass: the nucleus of 0.8 is {0, 1}
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
