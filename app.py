@@ -10,8 +10,8 @@ from scicot_core.settings import Settings
 
 settings = Settings.from_env()
 deps = build_deps(settings)
-# Load the model in the background: the first page is served at once, the first ask finds it ready.
-threading.Thread(target=deps.lm, daemon=True).start()
+# Load the model and adapters in the background: the first page is served at once, the first ask finds them ready.
+threading.Thread(target=deps.students.warm, daemon=True).start()
 demo = build_demo(deps)
 demo.queue(default_concurrency_limit=8)
 

@@ -37,7 +37,7 @@ def serve(folder: Path, n_rationales: int):
     store.add_questions(questions)
     store.add_rationales([Rationale(q.id, f"Rationale {q.id}. Thus, the answer is (A).", "teacher", "t") for q in questions])
     deps = Deps(settings, store, load_lm=lambda: None)  # rating never touches the model
-    deps.adapter_sets[BASE_SET] = {}
+    deps.students.add(BASE_SET, {})
     demo = build_demo(deps)
     demo.queue(default_concurrency_limit=8)
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())

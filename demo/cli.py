@@ -16,6 +16,8 @@ from scicot_core.errors import ScicotError
 from scicot_core.questions import Question, sample_items, typed_question
 from scicot_core.settings import Settings
 
+from .cli_teacher import teacher_option
+
 
 class ScicotGroup(click.Group):
     """Turns domain errors into `Error: ...` and exit status 1, and a subcommand's usage errors
@@ -42,11 +44,6 @@ def main():
     """
 
 
-def build_question(text: str, choices: tuple[str, ...], answer_key: str | None) -> Question:
-    """A typed question: choices labelled A, B, C ... in the order given, within the app's limits."""
-    return typed_question(text, choices, answer_key)
-
-
 @functools.cache
 def _lm(name: str, settings: Settings):
     from scicot_core.base_models import load_model
@@ -70,14 +67,14 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 @click.option("--choice", "choices", multiple=True, help="A choice; repeat 2 to 9 times. Labelled A, B, C ... in order.")
 @click.option("--answer-key", help="The correct label, if known: the teacher then explains it (rationalization).")
 @click.option("--sample", "sample_id", help="Ask a bundled sample question by id (see `scicot samples`).")
-@click.option(
-    "--teacher",
-    default="auto",
-    show_default=True,
-    help="Teacher: stand-in, http, stored, sample, none; auto = stored reference for sample questions, else SCICOT_TEACHER.",
-)
+@teacher_option("auto", "Teacher: {names}, none; auto = stored reference for sample questions, else SCICOT_TEACHER.")
 @click.option("--student", default=None, help="Student base model name or directory [default: SCICOT_STUDENT or smollm2-135m].")
-@click.option("--max-tokens", type=click.IntRange(1, 2048), default=64, show_default=True, help="Longest student rationale, in tokens.")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1, 2048),
+    default=None,
+    help="Longest student rationale, in tokens [default: the student family's, 64].",
+)
 @click.option(
     "--samples", type=click.IntRange(min=1), default=1, show_default=True, help="Sample this many rationales and average stage 2 over them."
 )
@@ -86,36 +83,30 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with --samples, every rationale with its own answer).")
 def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samples, temperature, seed, as_json):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
+    from scicot_core import asking, base_models
     from scicot_core.lm import Sampling
-    from scicot_core.student import Student, default_adapters, mean_answer
+    from scicot_core.student import Student, default_adapters
 
     settings = Settings.from_env()
     question = _question(text, choices, answer_key, sample_id)
     student_name = student or settings.student
     adapters = default_adapters(settings.adapters, student_name)  # a bad SCICOT_ADAPTERS fails before the model loads
-    timings = {}
     start = time.perf_counter()
     lm = _lm(student_name, settings)
-    timings["load_ms"] = _ms(start)
-    teacher_rationale = None
-    if teacher != "none":
-        t = _teacher(teacher, settings, question, student_name)
-        mode = "rationalize" if question.answer_key else "cot"
-        start = time.perf_counter()
-        teacher_rationale = t.rationales([question], mode)[0]
-        timings["teacher_ms"] = _ms(start)
-    model = Student(lm, adapters=adapters, max_rationale_tokens=max_tokens)
-    start = time.perf_counter()
+    timings = {"load_ms": _ms(start)}
+    asked = _teacher(teacher, settings, question, student_name) if teacher != "none" else None
+    model = Student(lm, adapters=adapters, max_rationale_tokens=max_tokens or base_models.max_tokens(student_name))
     sampling = Sampling(temperature, 0.95, seed) if samples > 1 else None
-    [rationales] = model.sample_rationales([question], samples, sampling, batch_size=samples)
-    timings["stage1_ms"] = _ms(start)
-    start = time.perf_counter()
-    [each] = model.answers_over([question], [[r.text for r in rationales]])
-    answer = mean_answer(question, each, "two-stage") if samples > 1 else each[0]
-    timings["stage2_ms"] = _ms(start)
-    result = _result(question, teacher_rationale, rationales[0], answer, model.model_id, timings)
+    events = {type(e): e for e in asking.ask(question, model, asked, samples, sampling)}
+    wrote, texts, answered = events.get(asking.TeacherWrote), events[asking.StudentWrote], events[asking.Answered]
+    if wrote:
+        timings["teacher_ms"] = wrote.ms
+    timings |= {"stage1_ms": texts.ms, "stage2_ms": answered.ms}
+    result = _result(question, wrote.rationale if wrote else None, texts.texts[0], answered.answer, texts.model_id, timings)
     if samples > 1:
-        result["samples"] = [{"rationale": r.text, "label": a.label, "probabilities": a.probabilities} for r, a in zip(rationales, each)]
+        result["samples"] = [
+            {"rationale": t, "label": a.label, "probabilities": a.probabilities} for t, a in zip(texts.texts, answered.each)
+        ]
     click.echo(json.dumps(result, indent=2) if as_json else _render(result))
 
 
@@ -129,21 +120,21 @@ def _question(text, choices, answer_key, sample_id) -> Question:
         return found[0]
     if not text or len(choices) < 2:
         raise ConfigError('give --question "..." and at least two --choice options (or --sample ID).')
-    return build_question(text, choices, answer_key)
+    return typed_question(text, choices, answer_key)
 
 
 def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
-def _result(question, teacher_rationale, rationale, answer, student_id, timings) -> dict:
+def _result(question, teacher_rationale, rationale: str, answer, student_id, timings) -> dict:
     teacher = None
     if teacher_rationale is not None:
         teacher = {"model": teacher_rationale.model_id, "note": teacher_rationale.note, "rationale": teacher_rationale.text}
     return {
         "question": question.to_ai2(),
         "teacher": teacher,
-        "student": {"model": student_id, "rationale": rationale.text},
+        "student": {"model": student_id, "rationale": rationale},
         "answer": {
             "label": answer.label,
             "text": answer.text,

@@ -16,12 +16,14 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
+from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.teach_split import teach as run_teach
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
+
+from .cli_teacher import teacher_option
 
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [default: SCICOT_DATA_DIR]."
@@ -59,7 +61,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
 
 @click.command()
 @question_options
-@click.option("--teacher", default=None, help="Teacher name: http, stand-in, stored, sample [default: SCICOT_TEACHER].")
+@teacher_option(None, "Teacher name: {names} [default: SCICOT_TEACHER].")
 @click.option(
     "--mode",
     type=click.Choice(TEACHER_MODES),
@@ -239,8 +241,8 @@ def eval_(
 
     An interrupted run resumes where it stopped: the rationales it had generated are kept in
     OUT/generated.partial.jsonl and reused when the same command runs again."""
+    from scicot_core.base_models import family, load_model
     from scicot_core.lm import Sampling
-    from scicot_core.base_models import load_model
 
     settings = Settings.from_env()
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
@@ -255,7 +257,8 @@ def eval_(
             raise ConfigError(
                 f"variant {variant} needs a {missing[0]}/ adapter in the adapter set; train it with `scicot train --stage {missing[0]}`."
             )
-    adapter_folder = adapters or settings.adapters or (BUNDLED_ADAPTERS if found else None)
+    shipped = family(settings.student).adapters if family(settings.student) else None
+    adapter_folder = adapters or settings.adapters or (shipped if found else None)
     weight = prior_weight if prior_weight is not None else variant_table.prior_weight(adapter_folder)
     checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling)
     given = checkpoint.load()
@@ -299,8 +302,8 @@ def eval_(
 def sample(dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out):
     """Sample the student's own rationales for training questions (right and wrong alike), for
     stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
-    from scicot_core.lm import Sampling
     from scicot_core.base_models import load_model
+    from scicot_core.lm import Sampling
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)

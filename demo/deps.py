@@ -1,20 +1,21 @@
-"""The app's real dependencies, built once per process: settings, the store, the model (loaded
-once, shared by the student and the local stand-in teacher), adapter sets and teachers."""
+"""The app's real dependencies, built once per process, each piece with one job: the one shared
+model, the named adapter sets (students) on it, the question sources, and the teachers a
+visitor may ask; `Deps` holds them beside the settings and the store."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from annotations.store import Store
 from scicot_core.errors import DataError
 from scicot_core.lm import LanguageModel
-from scicot_core.student import Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint, normalise_url
-from scicot_core.teachers import STAND_IN_NOTE, HttpTeacher, LocalTeacher, ResponseCache, StoredTeacher, Teacher
+from scicot_core.student import MAX_RATIONALE_TOKENS, Student, default_adapters, find_adapters
+from scicot_core.teachers import TEACHERS, StoredTeacher, Teacher, get_teacher
 
 SAMPLE_SOURCE = "SciCoT sample set"
 MAX_LISTED = 500  # questions offered per source in the picker
@@ -22,51 +23,127 @@ DEFAULT_SET = "distilled (shipped)"
 BASE_SET = "base model (no adapters)"
 
 
-@dataclass
-class Deps:
-    """What handlers need; tests build one around a tiny model and a temporary store."""
+class SharedModel:
+    """The one model of this process, loaded on first use (by whichever thread comes first)."""
 
-    settings: Settings
-    store: Store
-    load_lm: Callable[[], LanguageModel]
-    samples: list[tuple[Question, str]] = field(default_factory=sample_items)
-    adapter_sets: dict[str, dict[str, Path]] = field(default_factory=dict)
-    _lm: LanguageModel | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    retrain: dict = field(default_factory=dict)
-    _questions: dict = field(default_factory=dict)
-    _stored: StoredTeacher | None = None
+    def __init__(self, load: Callable[[], LanguageModel]):
+        self._load = load
+        self._lm: LanguageModel | None = None
+        self._lock = threading.Lock()
 
-    def lm(self) -> LanguageModel:
-        """The one model of this process, loaded on first use."""
+    def get(self) -> LanguageModel:
         with self._lock:
             if self._lm is None:
-                self._lm = self.load_lm()
-                for stages in self.adapter_sets.values():
-                    for stage, path in stages.items():
-                        self._lm.load_adapter(_adapter_name(path, stage), path)
+                self._lm = self._load()
             return self._lm
 
-    def student(self, set_name: str | None, max_tokens: int = 64) -> Student:
-        """A student using one adapter set (its stages under their plain names)."""
-        lm = self.lm()
-        stages = self.adapter_sets.get(set_name or "", {})
-        return SetStudent(lm, {s: _adapter_name(p, s) for s, p in stages.items()}, max_tokens)
 
-    def add_adapter_set(self, name: str, folder: Path) -> dict[str, Path]:
+class AdapterSets:
+    """Named adapter sets (stage -> folder), each a student on the shared model. Retraining adds
+    sets from a background thread while handlers read them, so the table is behind a lock."""
+
+    def __init__(self, model: SharedModel):
+        self.model = model
+        self._sets: dict[str, dict[str, Path]] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._sets)
+
+    def stages(self, name: str) -> dict[str, Path]:
+        with self._lock:
+            return dict(self._sets.get(name, {}))
+
+    def add(self, name: str, stages: dict[str, Path]) -> None:
+        with self._lock:
+            self._sets[name] = dict(stages)
+
+    def add_folder(self, name: str, folder: Path) -> dict[str, Path]:
+        """Add the stage adapters found in a folder as a set (none found: nothing added)."""
         stages = find_adapters(folder)
         if stages:
-            self.adapter_sets[name] = stages
-            if self._lm is not None:
-                for stage, path in stages.items():
-                    self._lm.load_adapter(_adapter_name(path, stage), path)
+            self.add(name, stages)
         return stages
 
-    def teacher(self, name: str, url: str = "", model: str = "") -> Teacher:
-        """The teacher for a typed question: the local stand-in, or an endpoint."""
-        if name == "endpoint":
-            return HttpTeacher(self.endpoint_for(url, model), ResponseCache(self.settings.cache_dir / "teacher-responses"))
-        return LocalTeacher(self.lm(), STAND_IN_NOTE)
+    def student(self, name: str | None, max_tokens: int = MAX_RATIONALE_TOKENS) -> Student:
+        """The student of one set (an unknown or empty name: the bare base model)."""
+        return Student(self.model.get(), self.stages(name or ""), max_rationale_tokens=max_tokens)
+
+    def warm(self) -> None:
+        """Load the model and every set's adapters, so that the first ask finds them ready."""
+        self.model.get()
+        for name in self.names():
+            self.student(name)
+
+
+class QuestionSources:
+    """Where the Ask tab's questions come from (the sample set and the data directory's splits),
+    and the teacher rationale already stored for one, if any."""
+
+    def __init__(self, data_dir: Path | None, store: Store, samples: list[tuple[Question, str]] | None = None):
+        self.data_dir = data_dir
+        self.store = store
+        self.samples = sample_items() if samples is None else samples
+        self._questions: dict[str, list[Question]] = {}
+        self._stored: StoredTeacher | None = None
+
+    def sources(self) -> list[str]:
+        """The sample set, then every `<dataset>/<split>` present in the data directory."""
+        found = []
+        if self.data_dir:
+            for dataset in DATASETS:
+                found += [f"{dataset}/{split}" for split in HUB_SPLITS if split_path(self.data_dir, dataset, split).exists()]
+        return [SAMPLE_SOURCE, *found]
+
+    def questions_in(self, source: str) -> list[Question]:
+        """The questions of a source (read once, then kept)."""
+        if source == SAMPLE_SOURCE:
+            return [q for q, _ in self.samples]
+        if source not in self.sources():
+            raise DataError(f"unknown question source {source!r}; pick one from the list.")
+        if source not in self._questions:
+            dataset, split = source.split("/")
+            self._questions[source] = load_split(dataset, split, self.data_dir)
+        return self._questions[source]
+
+    def stored_rationale(self, question_id: str) -> tuple[str, str] | None:
+        """(text, source) of a stored teacher rationale: the sample set's reference, one in the
+        data directory's rationale files, or one imported into the store."""
+        for q, text in self.samples:  # already in memory: no need to read the sample file again
+            if q.id == question_id:
+                return text, "hand-written reference rationale (SciCoT sample set)"
+        stored = self._data_rationales()
+        if stored and stored.has(question_id):
+            text, model_id = stored.by_id[question_id]
+            return text, f"stored teacher rationale ({model_id}; {stored.note})"
+        rows = [r for r in self.store.rationales_for(question_id) if r["source"] in ("teacher", "human")]
+        return (rows[-1]["text"], f"stored {rows[-1]['source']} rationale ({rows[-1]['model_id']})") if rows else None
+
+    def _data_rationales(self) -> StoredTeacher | None:
+        if self._stored is None:
+            self._stored = StoredTeacher.from_data_dir(self.data_dir)
+        return self._stored
+
+
+class VisitorTeachers:
+    """The teachers a visitor may pick for a question without a stored rationale: the registry's
+    app backends, built by the registry, with the typed-endpoint policy applied first."""
+
+    def __init__(self, settings: Settings, model: SharedModel):
+        self.settings = settings
+        self.model = model
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) of each registered teacher offered in the Ask tab."""
+        return [(b.label, b.name) for b in TEACHERS.values() if b.in_app]
+
+    def build(self, name: str, url: str = "", model: str = "") -> Teacher:
+        """The teacher `name`; one that talks to an endpoint gets the one `endpoint_for` allows."""
+        settings = self.settings
+        if name in TEACHERS and TEACHERS[name].uses_endpoint:
+            settings = replace(settings, endpoint=self.endpoint_for(url, model))
+        return get_teacher(name, settings, self.model.get)
 
     def endpoint_for(self, url: str, model: str) -> TeacherEndpoint:
         """The endpoint a visitor may use: the operator's own (empty URL or the same one; the
@@ -101,64 +178,24 @@ class Deps:
         own = "empty or as shown: this server's own endpoint" if self.settings.endpoint else "this server has no endpoint of its own"
         return f"{own}; others allowed: {allowed}" if allowed else f"{own}; no other URL is allowed (SCICOT_TEACHER_ALLOWED_URLS)"
 
-    def question_sources(self) -> list[str]:
-        """The sample set, then every `<dataset>/<split>` present in the data directory."""
-        found = []
-        if self.settings.data_dir:
-            for dataset in DATASETS:
-                found += [f"{dataset}/{split}" for split in HUB_SPLITS if split_path(self.settings.data_dir, dataset, split).exists()]
-        return [SAMPLE_SOURCE, *found]
 
-    def questions_in(self, source: str) -> list[Question]:
-        """The questions of a source (read once, then kept)."""
-        if source == SAMPLE_SOURCE:
-            return [q for q, _ in self.samples]
-        if source not in self.question_sources():
-            raise DataError(f"unknown question source {source!r}; pick one from the list.")
-        if source not in self._questions:
-            dataset, split = source.split("/")
-            self._questions[source] = load_split(dataset, split, self.settings.data_dir)
-        return self._questions[source]
+class Deps:
+    """What handlers need; tests build one around a tiny model and a temporary store."""
 
-    def stored_rationale(self, question_id: str) -> tuple[str, str] | None:
-        """(text, source) of a stored teacher rationale: the sample set's reference, one in the
-        data directory's rationale files, or one imported into the store."""
-        for q, text in self.samples:  # already in memory: no need to read the sample file again
-            if q.id == question_id:
-                return text, "hand-written reference rationale (SciCoT sample set)"
-        stored = self._data_rationales()
-        if stored and stored.has(question_id):
-            text, model_id = stored.by_id[question_id]
-            return text, f"stored teacher rationale ({model_id}; {stored.note})"
-        rows = [r for r in self.store.rationales_for(question_id) if r["source"] in ("teacher", "human")]
-        return (rows[-1]["text"], f"stored {rows[-1]['source']} rationale ({rows[-1]['model_id']})") if rows else None
-
-    def _data_rationales(self) -> StoredTeacher | None:
-        if self._stored is None:
-            self._stored = StoredTeacher.from_data_dir(self.settings.data_dir)
-        return self._stored
-
-
-class SetStudent(Student):
-    """A Student whose stage names map to adapter names of one set (several sets share the model)."""
-
-    def __init__(self, lm: LanguageModel, names: dict[str, str], max_tokens: int):
-        super().__init__(lm, max_rationale_tokens=max_tokens)
-        self.names = names
-
-    def has(self, stage: str) -> bool:
-        return stage in self.names
-
-    def _adapter(self, stage: str) -> str | None:
-        return self.names.get(stage)
-
-    @property
-    def model_id(self) -> str:
-        return self.lm.model_id + (f" + LoRA[{', '.join(sorted(self.names))}]" if self.names else "")
-
-
-def _adapter_name(path: Path, stage: str) -> str:
-    return f"{stage}@{Path(path).resolve()}"
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        load_lm: Callable[[], LanguageModel],
+        samples: list[tuple[Question, str]] | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.model = SharedModel(load_lm)
+        self.students = AdapterSets(self.model)
+        self.questions = QuestionSources(settings.data_dir, store, samples)
+        self.teachers = VisitorTeachers(settings, self.model)
+        self.retrain: dict = {}  # the background retraining run's state, read by the status poll
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -169,9 +206,9 @@ def build_deps(settings: Settings) -> Deps:
     deps = Deps(settings, store, lambda: load_model(settings.student, settings.cache_dir, settings.offline, settings.threads))
     shipped = default_adapters(settings.adapters, settings.student)
     if shipped:
-        deps.adapter_sets[DEFAULT_SET] = shipped
-    deps.adapter_sets[BASE_SET] = {}
+        deps.students.add(DEFAULT_SET, shipped)
+    deps.students.add(BASE_SET, {})
     runs = settings.cache_dir / "retrained"
     for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
-        deps.add_adapter_set(f"retrained {folder.name}", folder)
+        deps.students.add_folder(f"retrained {folder.name}", folder)
     return deps

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections.abc import Iterator
 
 from annotations.criteria import CRITERIA, MAX_RATIONALE_CHARS
-from scicot_core import formats
+from scicot_core import asking, base_models, formats
 from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import Question, Rationale, typed_question
 
@@ -20,7 +18,7 @@ from .render import probabilities_label, question_md, rationale_md, safe
 # -- Ask ---------------------------------------------------------------------------------------
 def question_choices(deps: Deps, source: str) -> list[tuple[str, str]]:
     """(label, id) pairs for the question picker: the first questions of a source."""
-    return [(f"{q.id}: {q.stem[:70]}", q.id) for q in deps.questions_in(source)[:MAX_LISTED]]
+    return [(f"{q.id}: {q.stem[:70]}", q.id) for q in deps.questions.questions_in(source)[:MAX_LISTED]]
 
 
 def parse_question(
@@ -29,68 +27,56 @@ def parse_question(
     """The question to ask: one picked from the sample set or a data set, or a typed one with
     2 to 9 choices (one per line)."""
     if mode == "pick":
-        for q in deps.questions_in(source):
+        for q in deps.questions.questions_in(source):
             if q.id == question_id:
                 return q
         raise DataError("pick a question from the list.")
-    stem = (stem or "").strip()
-    choices = [c.strip() for c in (choices_text or "").splitlines() if c.strip()]
-    question_id = "typed-" + hashlib.sha256(json.dumps([stem, choices]).encode()).hexdigest()[:12]
-    return typed_question(stem, choices, answer_key, question_id)
+    return typed_question(stem, (choices_text or "").splitlines(), answer_key)
 
 
-def ask(deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int = 64) -> Iterator[tuple]:
-    """Teacher | student | answer, streamed. Yields (teacher_md, student_md, answer_md,
-    {choice: probability}, baselines_md, info_md, result)."""
+def ask(
+    deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int | None = None
+) -> Iterator[tuple]:
+    """Teacher | student | answer, streamed: `asking.ask`'s events rendered. Yields (teacher_md,
+    student_md, answer_md, {choice: probability}, baselines_md, info_md, result)."""
     result = {"question": question.to_ai2() | {"source": question.source}, "teacher": None, "student": None, "answer": None}
-    teacher_md = student_md = answer_md = baselines_md = ""
+    shown = {"teacher": "", "student": "", "answer": "", "probs": {}, "baselines": [], "info": ""}
     timings = {}
-    start = time.perf_counter()
-    stored = deps.stored_rationale(question.id)
+    stored = deps.questions.stored_rationale(question.id)
     if stored:
-        text, source = stored
-        result["teacher"] = {"text": text, "model_id": source, "note": "stored", "duration_ms": 0}
-        teacher_md = rationale_md(text, source)
+        given = Rationale(question.id, stored[0], "teacher", stored[1], 0, "stored")
     else:
-        t = deps.teacher(teacher, url, model)
-        mode = "rationalize" if question.answer_key else "cot"
-        yield (rationale_md("", f"asking {t.model_id}…"), "", "", {}, "", "", result)
-        [r] = t.rationales([question], mode)
-        result["teacher"] = {"text": r.text, "model_id": r.model_id, "note": r.note, "duration_ms": r.duration_ms}
-        teacher_md = rationale_md(r.text, r.model_id, r.note, r.duration_ms)
-    timings["teacher_ms"] = int((time.perf_counter() - start) * 1000)
-    student = deps.student(adapter_set, max_tokens)
-    start, text = time.perf_counter(), ""
-    for text in student.stream_rationale(question):
-        yield (teacher_md, rationale_md(text + " ▌", student.model_id), "", {}, "", "", result)
-    timings["stage1_ms"] = int((time.perf_counter() - start) * 1000)
-    result["student"] = {"text": text, "model_id": student.model_id, "duration_ms": timings["stage1_ms"]}
-    student_md = rationale_md(text, student.model_id, "stage 1", timings["stage1_ms"])
-    start = time.perf_counter()
-    [answer] = student.answers([question], [text])
-    timings["stage2_ms"] = int((time.perf_counter() - start) * 1000)
-    result["answer"] = {"label": answer.label, "probabilities": answer.probabilities}
-    answer_md = _answer_md(question, answer)
-    baselines_md = _baselines(student, question)
+        given = deps.teachers.build(teacher, url, model)
+    student = deps.students.student(adapter_set, max_tokens or base_models.max_tokens(deps.settings.student))
+    for event in asking.ask(question, student, given, baselines=True):
+        if isinstance(event, asking.TeacherAsking):
+            yield (rationale_md("", f"asking {event.model_id}…"), "", "", {}, "", "", result)
+        elif isinstance(event, asking.TeacherWrote):
+            r = event.rationale
+            result["teacher"] = {"text": r.text, "model_id": r.model_id, "note": r.note, "duration_ms": r.duration_ms}
+            shown["teacher"] = rationale_md(r.text, r.model_id) if event.stored else rationale_md(r.text, r.model_id, r.note, r.duration_ms)
+            timings["teacher_ms"] = event.ms
+        elif isinstance(event, asking.StudentWriting):
+            yield (shown["teacher"], rationale_md(event.text + " ▌", student.model_id), "", {}, "", "", result)
+        elif isinstance(event, asking.StudentWrote):
+            timings["stage1_ms"] = event.ms
+            result["student"] = {"text": event.texts[0], "model_id": event.model_id, "duration_ms": event.ms}
+            shown["student"] = rationale_md(event.texts[0], event.model_id, "stage 1", event.ms)
+        elif isinstance(event, asking.Answered):
+            timings["stage2_ms"] = event.ms
+            result["answer"] = {"label": event.answer.label, "probabilities": event.answer.probabilities}
+            shown["answer"], shown["probs"] = _answer_md(question, event.answer), probabilities_label(event.answer.probabilities, question)
+        elif isinstance(event, asking.BaselineAnswered):
+            a = event.answer
+            shown["baselines"].append(f"- **{event.name}**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
+    baselines_md = "\n".join(shown["baselines"]) or "*No baseline adapters in this set.*"
     info = " · ".join(f"{k[:-3]} {v} ms" for k, v in timings.items())
-    yield (teacher_md, student_md, answer_md, probabilities_label(answer.probabilities, question), baselines_md, info, result)
+    yield (shown["teacher"], shown["student"], shown["answer"], shown["probs"], baselines_md, info, result)
 
 
 def _answer_md(question: Question, answer) -> str:
     verdict = {True: " — **correct**", False: f" — **wrong** (key: {safe(question.answer_key)})", None: ""}[answer.is_correct(question)]
     return f"### ({safe(answer.label)}) {safe(answer.text)}\n\n{answer.probabilities[answer.label]:.0%} probability{verdict}"
-
-
-def _baselines(student, question: Question) -> str:
-    lines = []
-    if student.has("answer-only"):
-        [a] = student.answer_only([question])
-        lines.append(f"- **answer-only**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
-    if student.has("single-stage"):
-        [r] = student.rationales([question], stage="single-stage")
-        [a] = student.single_stage([question], [r.text])
-        lines.append(f"- **single-stage**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
-    return "\n".join(lines) or "*No baseline adapters in this set.*"
 
 
 def send_to_queue(deps: Deps, result: dict | None) -> str:

@@ -140,7 +140,7 @@ def _retrain(deps: Deps, data: Path, out: Path, steps: int) -> None:
                 save_steps=max(10, steps),
             )
             main(config, deps.settings.cache_dir, deps.settings.offline, progress=False, callbacks=[Progress()])
-        deps.add_adapter_set(f"retrained {out.name}", out)
+        deps.students.add_folder(f"retrained {out.name}", out)
         deps.retrain["state"] = "done"
     except Exception as e:  # shown in the UI; the run's folder keeps its checkpoints
         deps.retrain.update(state="failed", error=str(e))
@@ -213,8 +213,8 @@ def student_accuracy(deps: Deps, adapter_set: str, n: int):
     if deps.settings.data_dir and (deps.settings.data_dir / "arc_easy" / "dev.jsonl").exists():
         questions, name = load_split("arc_easy", "dev", deps.settings.data_dir)[: int(n)], "ARC-Easy dev"
     else:
-        questions, name = [q for q, _ in deps.samples][: int(n)], "SciCoT sample set"
-    result = evaluate(deps.student(adapter_set), questions, batch_size=8)
+        questions, name = [q for q, _ in deps.questions.samples][: int(n)], "SciCoT sample set"
+    result = evaluate(deps.students.student(adapter_set), questions, batch_size=8)
     fig, axes = _figure(6, 3)
     variants = result["variants"]
     bars = axes[0][0].bar(variants, [100 * (result["accuracy"][v] or 0) for v in variants])

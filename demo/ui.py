@@ -92,7 +92,7 @@ def md(**kw) -> gr.Markdown:
 
 def student_dropdown(deps: Deps, **kw) -> gr.Dropdown:
     """A choice of adapter set (the student); the first set is the default."""
-    sets = list(deps.adapter_sets)
+    sets = deps.students.names()
     return gr.Dropdown(sets, value=sets[0] if sets else None, label="Student", **kw)
 
 
@@ -114,7 +114,7 @@ def build_demo(deps: Deps) -> gr.Blocks:
 
         def poll():
             # Retrained adapters join the student lists as soon as their run finishes.
-            sets = list(deps.adapter_sets)
+            sets = deps.students.names()
             return hr.retrain_status(deps), gr.Dropdown(choices=sets), gr.Dropdown(choices=sets)
 
         timer.tick(poll, None, [retrain_md, ask_set, stats_set], api_name=False, queue=False)
@@ -122,7 +122,7 @@ def build_demo(deps: Deps) -> gr.Blocks:
 
 
 def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
-    sources = deps.question_sources()
+    sources = deps.questions.sources()
     first = h.question_choices(deps, sources[0])
     with gr.Row():
         mode = gr.Radio([("Pick a question", "pick"), ("Type my own", "typed")], value="pick", label="Question", scale=1)
@@ -133,16 +133,13 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
         key = gr.Textbox(label="Correct label, if you know it (the teacher then explains it)", max_lines=1)
     with gr.Row():
-        teacher = gr.Radio(
-            [("Local stand-in (small, often wrong)", "stand-in"), ("Remote endpoint", "endpoint")],
-            value="stand-in",
-            label="Teacher for typed questions",
-        )
+        offered = deps.teachers.choices()
+        teacher = gr.Radio(offered, value=offered[0][1], label="Teacher for typed questions", elem_id="ask-teacher")
         url = gr.Textbox(
             label="Endpoint base URL",
             placeholder="http://127.0.0.1:8000/v1",
             value=deps.settings.endpoint.base_url if deps.settings.endpoint else "",
-            info=deps.endpoint_help(),
+            info=deps.teachers.endpoint_help(),
         )
         model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
         adapter_set = student_dropdown(deps, elem_id="ask-set")

@@ -54,13 +54,16 @@ class LanguageModel:
 
     # -- adapters -------------------------------------------------------------------------
     def load_adapter(self, name: str, path: Path) -> None:
-        """Attach a PEFT LoRA adapter under `name`; several share the one base model."""
+        """Attach a PEFT LoRA adapter under `name`; several share the one base model. A name
+        already attached is left as it is (names come from `student.adapter_name`, one per folder)."""
         from peft import PeftModel
 
         path = Path(path)
         if not (path / "adapter_config.json").exists():
             raise ModelError(f"{path} holds no adapter (no adapter_config.json); train one with `scicot train`.")
         with self.lock:
+            if name in self.adapters:
+                return
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(str(path), adapter_name=name)
             else:

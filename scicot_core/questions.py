@@ -4,6 +4,7 @@ ARC-Challenge, OpenBookQA), the Hugging Face hub when online, and the bundled sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -123,8 +124,9 @@ def _problem(q: Question) -> str | None:
     return None
 
 
-def typed_question(stem: str, choices: Sequence[str], answer_key: str | None, question_id: str = "typed") -> Question:
-    """A question someone typed (the app, `scicot ask`): choices labelled A, B, C ... in order.
+def typed_question(stem: str, choices: Sequence[str], answer_key: str | None) -> Question:
+    """A question someone typed (the app, `scicot ask`): choices labelled A, B, C ... in order,
+    its id `typed-<hash of stem and choices>`, so the same question typed twice is one question.
     Stricter than a data file: two choices that read the same (ignoring spacing) are refused.
     Case counts, since real genetics questions offer both "Rr" and "RR"; published data keeps
     its few exact repeats (three OpenBookQA train questions), so loaders do not apply this."""
@@ -146,6 +148,7 @@ def typed_question(stem: str, choices: Sequence[str], answer_key: str | None, qu
             raise DataError(f"choices {seen[key]} and {label} are the same ({text!r}); give each choice once.")
         seen[key] = label
     key = (answer_key or "").strip().upper() or None
+    question_id = "typed-" + hashlib.sha256(json.dumps([stem, texts]).encode()).hexdigest()[:12]
     return Question(question_id, stem, tuple(Choice(label, t) for label, t in zip(LABELS, texts)), key, "typed")
 
 

@@ -5,6 +5,7 @@ Baselines (zero-shot, answer-only, single-stage) share the same scoring code.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -42,9 +43,19 @@ def softmax(scores: Sequence[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+def adapter_name(path: Path, stage: str) -> str:
+    """The name a stage's adapter is loaded under: the stage and a short hash of its resolved
+    folder, so that several sets share one model and any path (dots, spaces, any script) gives
+    a name PEFT accepts (it refuses a dot)."""
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
+    return f"{stage}-{digest}"
+
+
 class Student:
     """A base model plus optional LoRA adapters per stage (`rationale`, `answer`, and the
-    baselines' `answer-only`, `single-stage`), all on the one loaded model."""
+    baselines' `answer-only`, `single-stage`, `step-by-step`). Each stage maps to the adapter
+    name it is loaded under on the model; several students (adapter sets) can share one model,
+    and a student uses only its own stages' adapters, whatever else the model holds."""
 
     def __init__(
         self,
@@ -56,10 +67,12 @@ class Student:
         self.lm = lm
         self.max_rationale_tokens = max_rationale_tokens
         self.length_normalise = length_normalise
+        self.names: dict[str, str] = {}
         for stage, path in (adapters or {}).items():
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}")
-            lm.load_adapter(stage, path)
+            self.names[stage] = adapter_name(path, stage)
+            lm.load_adapter(self.names[stage], path)  # once per model: a second student reuses it
 
     @property
     def model_id(self) -> str:
@@ -72,10 +85,11 @@ class Student:
         return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "")
 
     def has(self, stage: str) -> bool:
-        return stage in self.lm.adapters
+        return stage in self.names
 
-    def _adapter(self, stage: str) -> str | None:
-        return stage if self.has(stage) else None
+    def adapter(self, stage: str) -> str | None:
+        """The adapter name serving a stage, or None (the bare base model)."""
+        return self.names.get(stage)
 
     # -- stage 1 ---------------------------------------------------------------------------------
     def stage1_prompt(self, question: Question) -> str:
@@ -114,7 +128,7 @@ class Student:
             part = questions[i : i + per_call]
             start = time.perf_counter()
             texts = self.lm.generate(
-                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self._adapter(stage), stop, sampling, k
+                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self.adapter(stage), stop, sampling, k
             )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.model_id_of([stage])
@@ -125,7 +139,7 @@ class Student:
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
-        for text in self.lm.stream(prompt, self.max_rationale_tokens, self._adapter("rationale"), formats.rationale_finished):
+        for text in self.lm.stream(prompt, self.max_rationale_tokens, self.adapter("rationale"), formats.rationale_finished):
             yield formats.rationale_body(text)
 
     # -- stage 2 and the baselines -------------------------------------------------------------
@@ -160,7 +174,7 @@ class Student:
             for c in q.choices:
                 flat_prompts.append(p)
                 flat_targets.append(formats.answer_target(c))
-        scored = self.lm.score(flat_prompts, flat_targets, adapter=self._adapter(stage) if stage else None)
+        scored = self.lm.score(flat_prompts, flat_targets, adapter=self.adapter(stage) if stage else None)
         ms = int((time.perf_counter() - start) * 1000 / max(1, len(questions)))
         answers, at = [], 0
         for q in questions:
@@ -215,9 +229,6 @@ def with_prior(question: Question, answer: Answer, prior: Answer, weight: float,
     return Answer(question.id, best, question.choice(best).text, probs, method, answer.duration_ms + prior.duration_ms)
 
 
-BUNDLED_ADAPTERS = Path(__file__).parent / "adapters" / "smollm2-135m-scicot"
-
-
 def find_adapters(folder: Path | None) -> dict[str, Path]:
     """The stage adapters in a folder laid out as `<folder>/<stage>/adapter_config.json`."""
     if folder is None or not Path(folder).is_dir():
@@ -227,7 +238,7 @@ def find_adapters(folder: Path | None) -> dict[str, Path]:
 
 def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path]:
     """Configured adapters (`none`: the bare base), else the distilled ones shipped with the
-    package for the default base. A configured folder without adapters is a mistake, not a
+    package for the base model's family (`base_models.FAMILIES`), if any. A configured folder without adapters is a mistake, not a
     quiet fall back to the bare model."""
     if configured is not None:
         if str(configured).lower() == "none":
@@ -240,6 +251,7 @@ def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path
                 f"{'/, '.join(STAGES)}/ adapters, or set it to none for the bare base model."
             )
         return found
-    from .base_models import SMOLLM2, SMOLLM2_HUB
+    from .base_models import family
 
-    return find_adapters(BUNDLED_ADAPTERS) if base_model in (SMOLLM2, SMOLLM2_HUB) else {}
+    known = family(base_model)
+    return find_adapters(known.adapters) if known and known.adapters else {}

@@ -1,5 +1,7 @@
-"""Teachers behind one protocol, looked up by name: an OpenAI-compatible chat-completions
-endpoint, a local transformers model (the offline stand-in), and stored rationales.
+"""Teachers behind one protocol, looked up by name in one registry (`TEACHERS`) that the CLI's
+help and the app's Ask tab are built from: an OpenAI-compatible chat-completions endpoint, a
+local transformers model (the offline stand-in), and stored rationales. A new backend is one
+row here (and its options in `settings.py`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from .errors import ConfigError, TeacherError
 from .formats import teacher_messages
-from .lm import LanguageModel
 from .questions import Question, Rationale, read_jsonl, sample_items
 from .settings import Settings, TeacherEndpoint, normalise_url
+
+if TYPE_CHECKING:  # torch loads only when a model does: `scicot --help` stays quick
+    from .lm import LanguageModel
 
 STAND_IN_NOTE = (
     "small stand-in teacher (SmolLM2-135M-Instruct, not a large model): its rationales are often wrong; "
@@ -314,7 +319,16 @@ class StoredTeacher:
 
 
 # -- the registry -------------------------------------------------------------------------------
-TeacherFactory = Callable[[Settings, Callable[[], LanguageModel]], Teacher]
+@dataclass(frozen=True)
+class Backend:
+    """One kind of teacher: its name (`--teacher`, `SCICOT_TEACHER`), a label for the app, and
+    how to build it from the settings and a loader of the local model."""
+
+    name: str
+    label: str
+    build: Callable[[Settings, Callable[[], LanguageModel]], Teacher]
+    uses_endpoint: bool = False  # reads `settings.endpoint` (in the app: the URL and model typed)
+    in_app: bool = True  # offered in the app's Ask tab for questions without a stored rationale
 
 
 def _http(settings: Settings, _load) -> Teacher:
@@ -330,11 +344,14 @@ def _stored(settings: Settings, _load) -> Teacher:
     return stored
 
 
-TEACHERS: dict[str, TeacherFactory] = {
-    "stand-in": lambda settings, load: LocalTeacher(load()),
-    "http": _http,
-    "stored": _stored,
-    "sample": lambda settings, load: StoredTeacher.samples(),
+TEACHERS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("stand-in", "Local stand-in (small, often wrong)", lambda settings, load: LocalTeacher(load())),
+        Backend("http", "Remote endpoint", _http, uses_endpoint=True),
+        Backend("stored", "Stored rationales (data directory)", _stored, in_app=False),
+        Backend("sample", "The sample set's reference rationales", lambda settings, load: StoredTeacher.samples(), in_app=False),
+    )
 }
 
 
@@ -342,4 +359,9 @@ def get_teacher(name: str, settings: Settings, load_local: Callable[[], Language
     """The teacher called `name`; `load_local` supplies the local model when one is needed."""
     if name not in TEACHERS:
         raise ConfigError(f"unknown teacher {name!r}; choose one of {sorted(TEACHERS)}.")
-    return TEACHERS[name](settings, load_local)
+    return TEACHERS[name].build(settings, load_local)
+
+
+def teacher_names() -> str:
+    """The registered teachers' names, for help texts."""
+    return ", ".join(TEACHERS)

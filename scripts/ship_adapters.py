@@ -15,9 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB, family
 from scicot_core.evaluate import VARIANTS, bar_chart
-from scicot_core.base_models import SMOLLM2_HUB
-from scicot_core.student import BUNDLED_ADAPTERS
 
 KEEP = ("adapter_config.json", "adapter_model.safetensors", "scicot_train_config.json", "training_log.jsonl")
 SETTINGS = ("lora_r", "lora_alpha", "target_modules", "learning_rate", "batch_size", "max_length", "limit", "epochs", "seed")
@@ -126,7 +125,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=["rationale", "answer", "answer-only"])
     parser.add_argument("--reports", type=Path, required=True, help="folder of `scicot eval` reports, one per data set and variant")
     parser.add_argument("--notes", type=Path, help="markdown added under Training (e.g. what differs between stages)")
-    parser.add_argument("--dest", type=Path, default=BUNDLED_ADAPTERS)
+    parser.add_argument("--dest", type=Path, default=family(SMOLLM2).adapters)
     args = parser.parse_args()
     info = ship(args.source, args.stages, args.dest)
     notes = args.notes.read_text() if args.notes else ""

@@ -151,7 +151,7 @@ def fake_teacher(monkeypatch):
     from scicot_core import teachers
 
     teacher = FakeTeacher()
-    monkeypatch.setitem(teachers.TEACHERS, "fake", lambda settings, load: teacher)
+    monkeypatch.setitem(teachers.TEACHERS, "fake", teachers.Backend("fake", "Scripted fake", lambda settings, load: teacher, in_app=False))
     return teacher
 
 
@@ -260,7 +260,7 @@ def app_deps(tmp_path, tiny_causal_dir):
         student=str(tiny_causal_dir),
     )
     deps = Deps(settings, Store(settings.db_path, reviewer_secret="sesame"), lambda: load_model(str(tiny_causal_dir), tmp_path))
-    deps.adapter_sets[BASE_SET] = {}
+    deps.students.add(BASE_SET, {})
     return deps
 
 

@@ -30,8 +30,11 @@ def test_ask_a_sample_streams_then_answers(app_deps):
 def test_dataset_questions_come_with_their_stored_teacher_rationale(app_deps):
     import dataclasses
 
-    app_deps.settings = dataclasses.replace(app_deps.settings, data_dir=SHARED_DATA)
-    assert "arc_challenge/dev" in app_deps.question_sources() and "arc_easy/test" in app_deps.question_sources()
+    from demo.deps import Deps
+
+    app_deps = Deps(dataclasses.replace(app_deps.settings, data_dir=SHARED_DATA), app_deps.store, app_deps.model.get)
+    app_deps.students.add(BASE_SET, {})
+    assert "arc_challenge/dev" in app_deps.questions.sources() and "arc_easy/test" in app_deps.questions.sources()
     listed = h.question_choices(app_deps, "arc_challenge/dev")
     assert len(listed) == 299
     *_, result = _ask(app_deps, source="arc_challenge/dev", sid=listed[0][1])[-1]
@@ -145,8 +148,8 @@ def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
         time.sleep(0.2)
     assert app_deps.retrain["state"] == "done", app_deps.retrain
     name = f"retrained {app_deps.retrain['name']}"
-    assert set(app_deps.adapter_sets[name]) == {"rationale", "answer"} and name in hr.retrain_status(app_deps)
-    student = app_deps.student(name, max_tokens=4)
+    assert set(app_deps.students.stages(name)) == {"rationale", "answer"} and name in hr.retrain_status(app_deps)
+    student = app_deps.students.student(name, max_tokens=4)
     assert student.has("rationale") and student.has("answer") and "LoRA[answer, rationale]" in student.model_id
     *_, result = list(h.ask(app_deps, items[0][0], "stand-in", "", "", name, max_tokens=4))[-1]
     assert result["student"]["model_id"].endswith("LoRA[answer, rationale]")

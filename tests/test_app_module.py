@@ -15,4 +15,4 @@ def test_app_builds_demo_at_module_level(tmp_path, tiny_causal_dir, monkeypatch)
     app = importlib.import_module("app")
     assert isinstance(app.demo, gr.Blocks)
     assert app.deps.settings.db_path == tmp_path / "app.db" and (tmp_path / "app.db").exists()
-    assert app.deps.lm().model_id == str(tiny_causal_dir)  # loaded once, by the background thread or here
+    assert app.deps.model.get().model_id == str(tiny_causal_dir)  # loaded once, by the background thread or here

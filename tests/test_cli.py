@@ -4,7 +4,8 @@ import json
 
 from click.testing import CliRunner
 
-from demo.cli import build_question, main
+from demo.cli import main
+from scicot_core.questions import typed_question
 
 
 def _run(args, env=None, tmp_path=None):
@@ -49,7 +50,7 @@ def test_ask_with_a_tiny_student_as_json(tiny_causal_dir, tmp_path, fake_teacher
     }
     assert out["answer"]["label"] in ("A", "B") and set(out["answer"]["probabilities"]) == {"A", "B"}
     assert set(out["timings_ms"]) == {"load_ms", "teacher_ms", "stage1_ms", "stage2_ms"}
-    assert fake_teacher.history == [("typed", "rationalize")]
+    assert fake_teacher.history == [(out["question"]["id"], "rationalize")] and out["question"]["id"].startswith("typed-")
 
 
 def test_ask_a_sample_shows_its_reference_rationale_in_text(tiny_causal_dir, tmp_path):
@@ -82,5 +83,5 @@ def test_samples_lists_ids():
 
 
 def test_typed_questions_are_labelled_in_order():
-    q = build_question(" Why? ", ("a ", "b", "c"), "c")
+    q = typed_question(" Why? ", ("a ", "b", "c"), "c")
     assert q.labels == ["A", "B", "C"] and q.answer_key == "C" and q.choices[0].text == "a"

@@ -2,13 +2,14 @@
 tiny model trained and evaluated end to end."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from demo.cli import main
 from scicot_core.evaluate import available, evaluate, write_report
-from scicot_core.student import Student
 from scicot_core.questions import Choice, Question, Rationale
+from scicot_core.student import Student
 
 
 class ScriptedLM:
@@ -20,8 +21,11 @@ class ScriptedLM:
 
     def __init__(self, picks):
         self.picks = picks
-        self.adapters = {"answer-only": None}
+        self.adapters = {}
         self.generated = 0
+
+    def load_adapter(self, name, path):
+        self.adapters[name] = path
 
     def instruct(self, text):
         return text
@@ -48,7 +52,7 @@ QUESTIONS = [
 
 def test_accuracy_by_hand(tmp_path):
     # Scripted picks: q1 A (right), q2 B (wrong), q3 2 (right), q4 I (right): 3 of 4 = 0.75.
-    student = Student(ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"}))
+    student = Student(ScriptedLM({"q1": "a", "q2": "b", "q3": "b", "q4": "i"}), adapters={"answer-only": Path("answer-only")})
     assert available(student) == ["zero-shot", "answer-only", "two-stage", "two-stage+prior"]
     result = evaluate(student, QUESTIONS, batch_size=3)
     assert result["accuracy"] == {"zero-shot": 0.75, "answer-only": 0.75, "two-stage": 0.75, "two-stage+prior": 0.75}

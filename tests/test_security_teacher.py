@@ -9,6 +9,7 @@ import pytest
 from conftest import FakeOpenAI
 from gradio_client import Client
 
+from demo.deps import Deps
 from scicot_core.errors import DataError
 from scicot_core.settings import Settings
 
@@ -36,7 +37,7 @@ def app_deps(app_deps, servers):
         "SCICOT_TEACHER_TYPED_TIMEOUT": "1.5",
     }
     s = app_deps.settings
-    app_deps.settings = replace(
+    settings = replace(
         Settings.from_env(env),
         cache_dir=s.cache_dir,
         db_path=s.db_path,
@@ -44,7 +45,9 @@ def app_deps(app_deps, servers):
         reviewer_secret=s.reviewer_secret,
         student=s.student,
     )
-    return app_deps
+    deps = Deps(settings, app_deps.store, app_deps.model.get)
+    deps.students.add(BASE_SET, {})
+    return deps
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def client(app_server):
 
 
 def _ask(client, url, stem="Which is a metal?"):
-    return client.predict("typed", "SciCoT sample set", None, stem, "iron\nwood", "", "endpoint", url, "", BASE_SET, api_name="/ask")
+    return client.predict("typed", "SciCoT sample set", None, stem, "iron\nwood", "", "http", url, "", BASE_SET, api_name="/ask")
 
 
 def _nothing_written(deps, before):
@@ -61,27 +64,27 @@ def _nothing_written(deps, before):
     assert not (deps.settings.cache_dir / "teacher-responses").exists()
 
 
-# -- which endpoint, with which key: Deps.endpoint_for -------------------------------------------
+# -- which endpoint, with which key: VisitorTeachers.endpoint_for -------------------------------
 def test_only_the_operators_own_endpoint_gets_the_key(app_deps, servers):
     own, allowed, other = servers
     for typed in ("", own.url, own.url + "/"):
-        endpoint = app_deps.endpoint_for(typed, "")
+        endpoint = app_deps.teachers.endpoint_for(typed, "")
         assert (endpoint.base_url, endpoint.api_key) == (own.url, KEY)
-    typed = app_deps.endpoint_for(allowed.url + "/", "small")
+    typed = app_deps.teachers.endpoint_for(allowed.url + "/", "small")
     assert (typed.base_url, typed.model, typed.api_key) == (allowed.url, "small", None)
     assert (typed.deadline, typed.max_retries, typed.timeout_setting) == (1.5, 1, "SCICOT_TEACHER_TYPED_TIMEOUT")
     with pytest.raises(DataError, match="not allowed on this server.*SCICOT_TEACHER_ALLOWED_URLS"):
-        app_deps.endpoint_for(other.url, "")
+        app_deps.teachers.endpoint_for(other.url, "")
 
 
 def test_without_an_allow_list_no_typed_url_is_fetched(app_deps, servers):
     own, allowed, _ = servers
-    app_deps.settings = replace(app_deps.settings, endpoint=None, allowed_urls=())
+    app_deps = Deps(replace(app_deps.settings, endpoint=None, allowed_urls=()), app_deps.store, app_deps.model.get)
     with pytest.raises(DataError, match="no teacher endpoint of its own"):
-        app_deps.endpoint_for("", "")
+        app_deps.teachers.endpoint_for("", "")
     with pytest.raises(DataError, match="not allowed"):
-        app_deps.endpoint_for(allowed.url, "")
-    assert "no other URL is allowed" in app_deps.endpoint_help()
+        app_deps.teachers.endpoint_for(allowed.url, "")
+    assert "no other URL is allowed" in app_deps.teachers.endpoint_help()
 
 
 # -- finding 1: the server's API key goes to any URL a visitor types ----------------------------

@@ -6,10 +6,11 @@ import json
 import pytest
 from safetensors import safe_open
 
+from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB, family
 from scicot_core.errors import ConfigError
-from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB
-from scicot_core.student import BUNDLED_ADAPTERS, default_adapters
+from scicot_core.student import default_adapters
 
+BUNDLED_ADAPTERS = family(SMOLLM2).adapters
 ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
 
 

@@ -82,8 +82,8 @@ def test_adapters_per_stage_share_one_base(tiny_causal_dir, tmp_path):
     paths = {"rationale": _make_adapter(tiny_causal_dir, tmp_path / "r", 1), "answer": _make_adapter(tiny_causal_dir, tmp_path / "a", 2)}
     student = Student(lm, adapters=paths)
     assert student.model_id.endswith("+ LoRA[answer, rationale]")
-    with_answer = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter="answer")[0][0]
-    with_rationale = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter="rationale")[0][0]
+    with_answer = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter=student.adapter("answer"))[0][0]
+    with_rationale = lm.score(["Question: x\nAnswer:"], [" (A) y"], adapter=student.adapter("rationale"))[0][0]
     assert len({round(base, 5), round(with_answer, 5), round(with_rationale, 5)}) == 3
     assert lm.score(["Question: x\nAnswer:"], [" (A) y"])[0][0] == pytest.approx(base, abs=1e-5)
     with pytest.raises(ModelError, match="not loaded"):
