@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import variants
 from .lm import Sampling
 from .questions import Question, Rationale
 from .student import Answer, Student, mean_answer
@@ -106,13 +107,17 @@ def _stage1(question: Question, student: Student, samples: int, sampling: Sampli
 
 
 def _baselines(question: Question, student: Student) -> Iterator[BaselineAnswered]:
-    if student.has("answer-only"):
-        [a] = student.answer_only([question])
-        yield BaselineAnswered("answer-only", a)
-    if student.has("single-stage"):
-        [r] = student.rationales([question], stage="single-stage")
-        [a] = student.single_stage([question], [r.text])
-        yield BaselineAnswered("single-stage", a)
+    """Every variant of the table that has its own adapter loaded, apart from the two-stage mix
+    (it needs a weight chosen on dev; `scicot eval` reports it)."""
+    for name in variants.available(student.has):
+        if not variants.get(name).needs or name == "two-stage+prior":
+            continue
+        if variants.get(name).generates:
+            [r] = student.rationales([question], stage=name)
+            [a] = student.single_stage([question], [r.text])
+        else:
+            [a] = {"answer-only": student.answer_only, "step-by-step": student.step_by_step}[name]([question])
+        yield BaselineAnswered(name, a)
 
 
 def _ms(start: float) -> int:

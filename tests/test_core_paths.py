@@ -101,6 +101,17 @@ def test_ask_with_a_stored_rationale_or_several_samples(tiny_causal):
     assert answered.answer.probabilities == pytest.approx(mean)
 
 
+def test_ask_runs_every_baseline_the_variant_table_finds_adapters_for(tiny_causal, tiny_causal_dir, tmp_path):
+    stages = ("rationale", "answer", "answer-only", "step-by-step", "single-stage")
+    folder = _adapter_set(tiny_causal_dir, tmp_path / "set", stages)
+    student = Student(tiny_causal, {s: folder / s for s in stages}, max_rationale_tokens=3)
+    q = sample_items()[0][0]
+    baselines = [e for e in asking.ask(q, student, baselines=True) if isinstance(e, asking.BaselineAnswered)]
+    assert [b.name for b in baselines] == ["answer-only", "step-by-step", "single-stage"]  # the table's order
+    assert [b.answer.method for b in baselines] == ["answer-only", "step-by-step", "single-stage"]
+    assert all(b.answer.label in q.labels for b in baselines)
+
+
 def test_the_app_and_the_cli_give_the_same_answer_to_the_same_typed_question(app_deps, tiny_causal_dir, tmp_path):
     *_, result = _app_ask(app_deps)[-1]
     cli = _cli(_typed_args(tiny_causal_dir, "--teacher", "none", "--max-tokens", "4", "--json"), tmp_path)
@@ -111,12 +122,12 @@ def test_the_app_and_the_cli_give_the_same_answer_to_the_same_typed_question(app
 
 
 # -- adapter names -----------------------------------------------------------------------------------
-def _adapter_set(model_dir, folder):
+def _adapter_set(model_dir, folder, stages=("rationale", "answer")):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    for seed, stage in enumerate(("rationale", "answer")):
+    for seed, stage in enumerate(stages):
         torch.manual_seed(seed)
         model = get_peft_model(
             AutoModelForCausalLM.from_pretrained(model_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
