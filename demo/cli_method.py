@@ -17,7 +17,7 @@ from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
 from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
-from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
+from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.teach_split import teach as run_teach
 from scicot_core.train import TrainConfig
@@ -32,7 +32,7 @@ def question_options(fn):
     """--dataset/--split or --questions, --limit and --data-dir: which questions a command reads."""
     options = [
         click.option("--dataset", type=click.Choice(sorted(DATASETS))),
-        click.option("--split", type=click.Choice(list(HUB_SPLITS))),
+        click.option("--split", type=click.Choice(SPLITS)),
         click.option(
             "--questions",
             "questions_file",

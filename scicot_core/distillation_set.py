@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import tempfiles
 from .errors import ConfigError, DataError
-from .questions import DATASETS, Question, load_jsonl, read_jsonl
+from .questions import DATASETS, SPLITS, Question, load_jsonl, read_jsonl
 
 REQUIRED = ("id", "question", "answerKey", "rationale")
 
@@ -101,7 +101,7 @@ def rationale_question_file(rationale_file: Path, data_dir: Path) -> Path:
     """The question split a shared rationale file belongs to (`flan_t5_<dataset>_<split>.jsonl`)."""
     stem = Path(rationale_file).stem
     for dataset in DATASETS:
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             if stem.endswith(f"{dataset}_{split}"):
                 return Path(data_dir) / dataset / f"{split}.jsonl"
     raise DataError(f"{rationale_file}: cannot tell its dataset and split from the name; pass the question file explicitly")
