@@ -28,7 +28,6 @@ PREFERENCES = ("teacher", "student", "tie", "both_bad")
 STATUSES = ("draft", "submitted", "discarded")
 DECISIONS = ("accept", "reject", "edit")
 SOURCES = ("teacher", "student", "human")
-ROLES = ("rater", "reviewer")
 
 # Limits on free text written through the store.
 MAX_RATIONALE_CHARS = 8_000
