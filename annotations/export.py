@@ -12,7 +12,7 @@ from scicot_core import tempfiles
 from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
-from .criteria import CRITERION_NAMES
+from . import criteria
 
 FORMATS = ("jsonl", "parquet", "dataset")
 DATASET_MARKERS = ("dataset_info.json", "state.json")  # what `Dataset.save_to_disk` writes
@@ -46,7 +46,7 @@ def export_rows(store_rows: list[dict], flt: ExportFilter = ExportFilter()) -> l
         if not accepted and r["source"] == "student":
             continue  # student rationales go out only when a reviewer accepted them
         ratings = row["ratings"] or (edited_from["ratings"] if edited_from else [])
-        means = {name: _mean(g["scores"][name] for g in ratings) for name in CRITERION_NAMES}
+        means = {name: _mean(g["scores"][name] for g in ratings if name in g["scores"]) for name in criteria.names()}
         overall = _mean(v for v in means.values() if v is not None)
         if len(ratings) < flt.min_raters or (flt.min_mean is not None and (overall is None or overall < flt.min_mean)):
             continue

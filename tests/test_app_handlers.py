@@ -5,6 +5,7 @@ from conftest import SHARED_DATA, needs_shared
 
 from demo import handlers as h
 from demo import handlers_curate as hr
+from demo import plots
 from demo.deps import BASE_SET
 from scicot_core.errors import DataError, PermissionDenied
 
@@ -98,7 +99,7 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert "Added 1 accepted" in hr.append_accepted(app_deps, "rev")
     assert "Added 0 accepted" in hr.append_accepted(app_deps, "rev")
     assert hr.retrain_status(app_deps) == "No retraining run yet."
-    distribution, preference, summary = hr.stats(app_deps)
+    distribution, preference, summary = plots.stats(app_deps)
     assert "1 submitted ratings from 1 raters" in summary
 
 
@@ -116,7 +117,7 @@ def test_reviewer_actions_refused_without_the_role(app_deps):
 
 
 def test_student_accuracy_on_the_sample_set(app_deps):
-    fig, text = hr.student_accuracy(app_deps, BASE_SET, 4)
+    fig, text = plots.student_accuracy(app_deps, BASE_SET, 4)
     assert "zero-shot" in text and "two-stage" in text and "4 SciCoT sample set questions" in text
 
 
