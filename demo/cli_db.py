@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,9 +14,11 @@ from annotations import criteria, validate
 from annotations.criteria import DECISIONS, PREFERENCES
 from annotations.export import FORMATS, ExportFilter, export_rows, push_to_hub, write_export
 from annotations.statistics import rating_statistics
-from annotations.store import Store
 from scicot_core.distillation_set import load_any
 from scicot_core.settings import Settings
+
+if TYPE_CHECKING:
+    from annotations.store import Store
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(path_type=Path), help="Store file [default: SCICOT_DB, else the user data dir]."
@@ -31,6 +34,8 @@ secret_option = click.option("--secret", help="The reviewer secret [default: SCI
 
 
 def open_store(db_path: Path | None) -> Store:
+    from annotations.store import Store  # here, not above: `scicot --help` need not load sqlite-utils (and pandas)
+
     settings = Settings.from_env()
     return Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
 
@@ -38,8 +43,8 @@ def open_store(db_path: Path | None) -> Store:
 def reviewer_store(db_path: Path | None, reviewer: str, secret: str | None) -> Store:
     """The store, once `reviewer` has shown the reviewer secret for this very action: without a
     secret configured, curation and export are refused, whatever role a name holds."""
+    store = open_store(db_path)
     settings = Settings.from_env()
-    store = Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
     store.check_secret(reviewer, settings.reviewer_secret if secret is None else secret)
     store.require_reviewer(reviewer)
     return store

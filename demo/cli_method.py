@@ -19,7 +19,6 @@ from scicot_core.generated import GeneratedCheckpoint
 from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
-from scicot_core.teach_split import teach as run_teach
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
 
@@ -76,6 +75,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
 def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     """Write teacher rationales for a split as a distillation set (resumable)."""
     from scicot_core.base_models import load_model
+    from scicot_core.teach_split import teach as run_teach
     from scicot_core.teachers import get_teacher
 
     settings = Settings.from_env()
