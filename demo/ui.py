@@ -226,7 +226,9 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
                 gr.Markdown("#### The other rationale(s) for this question")
                 other = md(elem_id="rate-other")
         scores = [
-            gr.Radio(list(c.values), label=f"{c.name}: {c.question} ({c.minimum} = {c.low}, {c.maximum} = {c.high})", elem_id=f"crit-{c.name}")
+            gr.Radio(
+                list(c.values), label=f"{c.name}: {c.question} ({c.minimum} = {c.low}, {c.maximum} = {c.high})", elem_id=f"crit-{c.name}"
+            )
             for c in criteria.CRITERIA
         ]
         preference = gr.Radio(list(PREFERENCES), label="Which rationale is better for this question?", elem_id="pref")

@@ -107,4 +107,3 @@ def load_model(name: str, cache_dir: Path, offline: bool = True, threads: int | 
     if torch.cuda.is_available():
         model = model.to("cuda")
     return LanguageModel(model, tokenizer, model_id, note=note)
-
