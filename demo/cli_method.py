@@ -16,9 +16,9 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
+from scicot_core.student import BUNDLED_ADAPTERS, MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
 
@@ -239,8 +239,8 @@ def eval_(
 
     An interrupted run resumes where it stopped: the rationales it had generated are kept in
     OUT/generated.partial.jsonl and reused when the same command runs again."""
-    from scicot_core.lm import Sampling
     from scicot_core.base_models import load_model
+    from scicot_core.lm import Sampling
 
     settings = Settings.from_env()
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
@@ -299,8 +299,8 @@ def eval_(
 def sample(dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out):
     """Sample the student's own rationales for training questions (right and wrong alike), for
     stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
-    from scicot_core.lm import Sampling
     from scicot_core.base_models import load_model
+    from scicot_core.lm import Sampling
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
