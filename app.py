@@ -1,7 +1,7 @@
 """SciCoT Studio as a Gradio app (and a Hugging Face Space): builds the real dependencies once
-and the UI around them. `python app.py` serves it on 127.0.0.1:7860."""
+and the UI around them. `python app.py` serves it on 127.0.0.1:7860, or where Gradio's
+GRADIO_SERVER_NAME and GRADIO_SERVER_PORT say."""
 
-import os
 import threading
 
 from demo.deps import build_deps
@@ -16,5 +16,6 @@ demo = build_demo(deps)
 demo.queue(default_concurrency_limit=8)
 
 if __name__ == "__main__":
-    host = "0.0.0.0" if settings.on_space else os.environ.get("SCICOT_HOST", "127.0.0.1")
-    demo.launch(server_name=host, server_port=int(os.environ.get("SCICOT_PORT", "7860")), **launch_options(settings))
+    # Host and port are Gradio's own GRADIO_SERVER_NAME and GRADIO_SERVER_PORT (127.0.0.1 and
+    # 7860 by default); a Space must listen on every interface whatever they say.
+    demo.launch(server_name="0.0.0.0" if settings.on_space else None, **launch_options(settings))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from .criteria import CRITERIA
+from . import criteria
 
 
 def coincidences(units: Iterable[Sequence[float]]) -> dict[tuple[float, float], float]:
@@ -59,9 +59,10 @@ def krippendorff_alpha(units: Iterable[Sequence[float]], level: str = "ordinal")
 
 
 def alpha_by_criterion(ratings: Iterable[dict], level: str = "ordinal") -> dict[str, float | None]:
-    """Alpha per criterion from submitted ratings (each with `rationale_id` and `scores`)."""
+    """Alpha per criterion from submitted ratings (each with `rationale_id` and `scores`); a
+    rating without a criterion (made before it existed) is a missing value there."""
     per_item: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for rating in ratings:
         for name, value in rating["scores"].items():
             per_item[name][rating["rationale_id"]].append(value)
-    return {c.name: krippendorff_alpha(per_item[c.name].values(), level) for c in CRITERIA}
+    return {c.name: krippendorff_alpha(per_item[c.name].values(), level) for c in criteria.CRITERIA}

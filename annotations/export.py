@@ -4,8 +4,6 @@ reads), parquet or a `datasets.Dataset`, always through a temporary file and a r
 
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,7 @@ from scicot_core import tempfiles
 from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import ConfigError
 
-from .criteria import CRITERION_NAMES
+from . import criteria
 
 FORMATS = ("jsonl", "parquet", "dataset")
 DATASET_MARKERS = ("dataset_info.json", "state.json")  # what `Dataset.save_to_disk` writes
@@ -48,7 +46,7 @@ def export_rows(store_rows: list[dict], flt: ExportFilter = ExportFilter()) -> l
         if not accepted and r["source"] == "student":
             continue  # student rationales go out only when a reviewer accepted them
         ratings = row["ratings"] or (edited_from["ratings"] if edited_from else [])
-        means = {name: _mean(g["scores"][name] for g in ratings) for name in CRITERION_NAMES}
+        means = {name: _mean(g["scores"][name] for g in ratings if name in g["scores"]) for name in criteria.names()}
         overall = _mean(v for v in means.values() if v is not None)
         if len(ratings) < flt.min_raters or (flt.min_mean is not None and (overall is None or overall < flt.min_mean)):
             continue
@@ -86,9 +84,11 @@ def write_export(rows: list[dict], destination: Path | str, fmt: str) -> Path:
     if fmt == "jsonl":
         write_jsonl_atomic(rows, destination)
     elif fmt == "parquet":
-        _atomic_file(destination, lambda tmp: _write_parquet(rows, tmp))
+        with tempfiles.atomic(destination) as tmp:
+            _write_parquet(rows, tmp)
     else:
-        _atomic_dir(destination, lambda tmp: _dataset(rows).save_to_disk(str(tmp)))
+        with tempfiles.atomic(destination, directory=True) as tmp:
+            _dataset(rows).save_to_disk(str(tmp))
     return destination
 
 
@@ -120,35 +120,3 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-def _atomic_file(destination: Path, write) -> None:
-    tmp = tempfiles.create(destination)
-    try:
-        write(tmp)
-        os.replace(tmp, destination)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise tempfiles.unwritable(destination, e) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _atomic_dir(destination: Path, write) -> None:
-    tmp = tempfiles.create(destination, directory=True)
-    try:
-        write(tmp)
-        if destination.exists():
-            old = tempfiles.sibling(destination, "old")
-            destination.rename(old)
-            tmp.rename(destination)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(destination)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise tempfiles.unwritable(destination, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

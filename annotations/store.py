@@ -23,7 +23,7 @@ from scicot_core.errors import ConfigError, DataError, PermissionDenied
 from scicot_core.formats import FORMAT_VERSION
 from scicot_core.questions import MAX_CHOICE_CHARS, MAX_STEM_CHARS, Choice, Question, Rationale
 
-from . import identity, validate
+from . import criteria, identity, validate
 from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
 from .identity import IdentityVerbs
 from .migrations import migrations
@@ -414,7 +414,7 @@ def _partial_scores(scores) -> dict:
     if not scores:
         return {}
     kept = {k: v for k, v in scores.items() if v not in (None, "")}
-    full = validate.scores(kept | {k: 1 for k in validate.CRITERIA_NAMES if k not in kept})
+    full = validate.scores(kept | {c.name: c.minimum for c in criteria.CRITERIA if c.name not in kept})
     return {k: full[k] for k in kept}
 
 

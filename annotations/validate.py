@@ -30,9 +30,8 @@ from pathlib import Path
 
 from scicot_core.errors import ConfigError, DataError
 
-from .criteria import CRITERIA, CRITERION_NAMES, MAX_NAME_CHARS
-
-CRITERIA_NAMES = CRITERION_NAMES
+from . import criteria
+from .criteria import MAX_NAME_CHARS
 
 _ACTIVE_TAG = re.compile(
     r"<\s*/?\s*(script|iframe|object|embed|style|link|meta|form|svg|img|video|audio|base)\b|<[^<>]*\bon[a-z]+\s*=",
@@ -123,15 +122,15 @@ def name(value, what: str = "rater name") -> str:
 
 
 def scores(values) -> dict[str, int]:
-    """Every criterion scored with a whole number in its range, and nothing else."""
+    """Every criterion of `criteria.CRITERIA` scored with a whole number in its range, and nothing else."""
     if not isinstance(values, dict):
         raise DataError("scores must map each criterion to a number.")
-    expected = {c.name for c in CRITERIA}
+    expected = set(criteria.names())
     unknown, missing = set(values) - expected, expected - set(values)
     if unknown or missing:
         raise DataError(f"scores need exactly {sorted(expected)}; unknown {sorted(unknown)}, missing {sorted(missing)}.")
     out = {}
-    for c in CRITERIA:
+    for c in criteria.CRITERIA:
         v = values[c.name]
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
             raise DataError(f"score for {c.name} must be a whole number from {c.minimum} to {c.maximum}.")

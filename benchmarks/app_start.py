@@ -30,7 +30,7 @@ def free_port() -> int:
 def one_start(folder: Path) -> float:
     port = free_port()
     env = os.environ | {
-        "SCICOT_PORT": str(port),
+        "GRADIO_SERVER_PORT": str(port),
         "SCICOT_DB": str(folder / "start.db"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "GRADIO_SSR_MODE": "false",

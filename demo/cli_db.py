@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from annotations import validate
-from annotations.agreement import alpha_by_criterion
-from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
+from annotations import criteria, validate
+from annotations.criteria import DECISIONS, PREFERENCES
 from annotations.export import FORMATS, ExportFilter, export_rows, push_to_hub, write_export
-from annotations.store import Store
+from annotations.statistics import rating_statistics
 from scicot_core.distillation_set import load_any
 from scicot_core.settings import Settings
+
+if TYPE_CHECKING:
+    from annotations.store import Store
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(path_type=Path), help="Store file [default: SCICOT_DB, else the user data dir]."
@@ -31,6 +34,8 @@ secret_option = click.option("--secret", help="The reviewer secret [default: SCI
 
 
 def open_store(db_path: Path | None) -> Store:
+    from annotations.store import Store  # here, not above: `scicot --help` need not load sqlite-utils (and pandas)
+
     settings = Settings.from_env()
     return Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
 
@@ -38,8 +43,8 @@ def open_store(db_path: Path | None) -> Store:
 def reviewer_store(db_path: Path | None, reviewer: str, secret: str | None) -> Store:
     """The store, once `reviewer` has shown the reviewer secret for this very action: without a
     secret configured, curation and export are refused, whatever role a name holds."""
+    store = open_store(db_path)
     settings = Settings.from_env()
-    store = Store(db_path or settings.db_path, reviewer_secret=settings.reviewer_secret)
     store.check_secret(reviewer, settings.reviewer_secret if secret is None else secret)
     store.require_reviewer(reviewer)
     return store
@@ -64,7 +69,7 @@ def init(db_path):
 def stats(db_path, as_json):
     """Counts, ratings per criterion and source, preferences and agreement (submitted ratings only)."""
     store = open_store(db_path)
-    report = summary(store)
+    report = {"counts": store.counts(), "progress": store.progress()} | rating_statistics(store.ratings())
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -74,31 +79,13 @@ def stats(db_path, as_json):
         f"submitted ratings: {report['progress']['submitted_ratings']} on {report['progress']['rated_by_anyone']} of {report['progress']['rationales']} rationales"
     )
     for source, means in report["mean_by_source"].items():
-        click.echo(f"  {source:8} " + "  ".join(f"{k} {v:.2f}" for k, v in means.items()))
-    click.echo("preference: " + (", ".join(f"{k} {v}" for k, v in report["preferences"].items()) or "none yet"))
+        click.echo(f"  {source:8} " + "  ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in means.items()))
+    chosen = {k: v for k, v in report["preferences"].items() if v}
+    click.echo("preference: " + (", ".join(f"{k} {v}" for k, v in chosen.items()) or "none yet"))
     click.echo(
         "agreement (Krippendorff's alpha, ordinal): "
         + ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in report["alpha"].items())
     )
-
-
-def summary(store: Store) -> dict:
-    """The numbers behind `db stats` (and the app's statistics tab)."""
-    ratings = store.ratings()
-    by_source: dict[str, list[dict]] = {}
-    preferences: dict[str, int] = {}
-    for g in ratings:
-        by_source.setdefault(g["rationale_source"], []).append(g["scores"])
-        if g["preference"]:
-            preferences[g["preference"]] = preferences.get(g["preference"], 0) + 1
-    means = {s: {c.name: sum(x[c.name] for x in rows) / len(rows) for c in CRITERIA} for s, rows in by_source.items()}
-    return {
-        "counts": store.counts(),
-        "progress": store.progress(),
-        "mean_by_source": means,
-        "preferences": preferences,
-        "alpha": alpha_by_criterion(ratings),
-    }
 
 
 @db.command(name="import")
@@ -199,12 +186,10 @@ def queue(rater, token, db_path):
     )
 
 
-@db.command()
+@db.command(epilog="Criteria: " + "; ".join(f"{c.name} ({c.minimum} = {c.low} to {c.maximum} = {c.high})" for c in criteria.CRITERIA) + ".")
 @click.argument("rationale_id")
 @click.option("--rater", required=True)
-@click.option(
-    "--score", "scores", multiple=True, metavar="CRITERION=N", help=f"Repeat for each of: {', '.join(c.name for c in CRITERIA)} (1-5)."
-)
+@click.option("--score", "scores", multiple=True, metavar="CRITERION=N", help="Repeat for each criterion (listed below, with its scale).")
 @click.option("--preference", type=click.Choice(PREFERENCES))
 @click.option("--comment", default="")
 @click.option("--skip", is_flag=True, help="Pass on this rationale instead of rating it.")

@@ -16,10 +16,9 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.questions import DATASETS, HUB_SPLITS, Rationale, load_jsonl, load_split
+from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
-from scicot_core.teach_split import teach as run_teach
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
 
@@ -34,7 +33,7 @@ def question_options(fn):
     """--dataset/--split or --questions, --limit and --data-dir: which questions a command reads."""
     options = [
         click.option("--dataset", type=click.Choice(sorted(DATASETS))),
-        click.option("--split", type=click.Choice(list(HUB_SPLITS))),
+        click.option("--split", type=click.Choice(SPLITS)),
         click.option(
             "--questions",
             "questions_file",
@@ -78,6 +77,7 @@ def _questions(dataset, split, data_dir, questions_file, settings: Settings, lim
 def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     """Write teacher rationales for a split as a distillation set (resumable)."""
     from scicot_core.base_models import load_model
+    from scicot_core.teach_split import teach as run_teach
     from scicot_core.teachers import get_teacher
 
     settings = Settings.from_env()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from annotations.criteria import CRITERIA, MAX_RATIONALE_CHARS
+from annotations import criteria
+from annotations.criteria import MAX_RATIONALE_CHARS
 from scicot_core import asking, base_models, formats
 from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import Question, Rationale, typed_question
@@ -134,14 +135,14 @@ def next_item(deps: Deps, rater: str) -> tuple:
         f"**{progress['rater_done']}** done · **{progress['rater_remaining']}** to go · {progress['submitted_ratings']} ratings by everyone"
     )
     if item is None:
-        return (NOTHING_LEFT, "", "", progress_md, "", *(None for _ in CRITERIA), None, "", "")
+        return (NOTHING_LEFT, "", "", progress_md, "", *(None for _ in criteria.CRITERIA), None, "", "")
     r = item.rationale
     draft = json.loads(item.draft["scores_json"]) if item.draft else {}
     others = (
         "\n\n---\n\n".join(f"**{safe(s['source'])}** ({safe(s['model_id'])}):\n\n{safe(s['text'])}" for s in item.siblings)
         or "*No other rationale for this question.*"
     )
-    scores = tuple(draft.get(c.name) for c in CRITERIA)
+    scores = tuple(draft.get(c.name) for c in criteria.CRITERIA)
     return (
         question_md(item.question),
         rationale_md(r["text"], f"{r['source']} · {r['model_id']}"),
@@ -156,15 +157,15 @@ def next_item(deps: Deps, rater: str) -> tuple:
 
 
 def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
-    """values: one score per criterion, then preference, then comment."""
+    """values: one score per criterion of `criteria.CRITERIA`, in its order, then preference, then comment."""
     *scores, preference, comment = values
     _signed_in(rater)
     if not rationale_id:
         raise DataError("load a rationale first.")
-    missing = [c.name for c, v in zip(CRITERIA, scores) if v in (None, "")]
+    missing = [c.name for c, v in zip(criteria.CRITERIA, scores) if v in (None, "")]
     if missing:
         raise DataError(f"score every criterion before submitting (missing: {', '.join(missing)}).")
-    deps.store.upsert_rating(rationale_id, rater, {c.name: v for c, v in zip(CRITERIA, scores)}, preference or None, comment or "")
+    deps.store.upsert_rating(rationale_id, rater, {c.name: v for c, v in zip(criteria.CRITERIA, scores)}, preference or None, comment or "")
     return f"Saved your rating of {rationale_id}."
 
 

@@ -1,19 +1,17 @@
-"""Plain handler functions behind the Curate & export and Stats tabs: reviewer-only actions,
-downloads, appending to the distillation set, background retraining, and the plots."""
+"""Plain handler functions behind the Curate & export tab: reviewer-only actions, downloads,
+appending to the distillation set and background retraining. (The Statistics tab: `plots.py`.)"""
 
 from __future__ import annotations
 
 import json
 import secrets
-import statistics
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from annotations.agreement import alpha_by_criterion
-from annotations.criteria import CRITERIA, PREFERENCES
 from annotations.export import ExportFilter, export_rows, write_export
+from annotations.statistics import mean_score
 from scicot_core import tempfiles
 from scicot_core.distillation_set import write_jsonl_atomic
 from scicot_core.errors import DataError, PermissionDenied
@@ -46,8 +44,8 @@ def candidates(deps: Deps, reviewer: str, min_mean: float, min_raters: int, max_
     rows = []
     for row in deps.store.curation_rows():
         r, ratings = row["rationale"], row["ratings"]
-        means = [statistics.mean(g["scores"].values()) for g in ratings]
-        mean = round(statistics.mean(means), 2) if means else None
+        means = [m for m in (mean_score(g["scores"]) for g in ratings) if m is not None]
+        mean = round(sum(means) / len(means), 2) if means else None
         spread = round(max(means) - min(means), 2) if means else None
         if (
             len(ratings) < (min_raters or 0)
@@ -155,70 +153,3 @@ def retrain_status(deps: Deps) -> str:
     if r["state"] == "done":
         return f"Retrained **{r['name']}**: choose “retrained {r['name']}” in the Ask tab."
     return f"Retraining **{r['name']}** failed: {safe(r.get('error', ''))}"
-
-
-# -- Stats ----------------------------------------------------------------------------------------
-def stats(deps: Deps):
-    """(distribution figure, preference figure, agreement markdown)."""
-    ratings = deps.store.ratings()
-    alpha = alpha_by_criterion(ratings)
-    lines = ["| criterion | Krippendorff's alpha (ordinal) |", "|---|---|"]
-    lines += [f"| {c.name} | {'n/a' if alpha[c.name] is None else f'{alpha[c.name]:.3f}'} |" for c in CRITERIA]
-    summary = f"{len(ratings)} submitted ratings from {len({g['rater'] for g in ratings})} raters.\n\n" + "\n".join(lines)
-    return _distribution_figure(ratings), _preference_figure(ratings), summary
-
-
-def _figure(width=7.0, height=3.0, cols=1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, cols, figsize=(width, height), dpi=100, squeeze=False)
-
-
-def _distribution_figure(ratings: list[dict]):
-    fig, axes = _figure(10, 3, len(CRITERIA))
-    sources = sorted({g["rationale_source"] for g in ratings}) or ["teacher"]
-    for ax, c in zip(axes[0], CRITERIA):
-        width = 0.8 / len(sources)
-        for i, source in enumerate(sources):
-            values = [g["scores"][c.name] for g in ratings if g["rationale_source"] == source]
-            counts = [values.count(v) for v in range(c.minimum, c.maximum + 1)]
-            ax.bar([v + i * width - 0.4 + width / 2 for v in range(c.minimum, c.maximum + 1)], counts, width, label=source)
-        ax.set_title(c.name)
-        ax.set_xlabel("score")
-        ax.set_xticks(range(c.minimum, c.maximum + 1))
-    axes[0][0].set_ylabel("ratings")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _preference_figure(ratings: list[dict]):
-    fig, axes = _figure(5, 3)
-    counts = [sum(1 for g in ratings if g["preference"] == p) for p in PREFERENCES]
-    axes[0][0].bar(PREFERENCES, counts, color=["#4C72B0", "#DD8452", "#999999", "#C44E52"])
-    axes[0][0].set_title("teacher vs student: which rationale raters prefer")
-    fig.tight_layout()
-    return fig
-
-
-def student_accuracy(deps: Deps, adapter_set: str, n: int):
-    """Accuracy of the selected student on a dev sample (ARC-Easy dev where a data directory
-    exists, else the bundled sample set): (figure, markdown)."""
-    from scicot_core.evaluate import evaluate
-    from scicot_core.questions import load_split
-
-    if deps.settings.data_dir and (deps.settings.data_dir / "arc_easy" / "dev.jsonl").exists():
-        questions, name = load_split("arc_easy", "dev", deps.settings.data_dir)[: int(n)], "ARC-Easy dev"
-    else:
-        questions, name = [q for q, _ in deps.questions.samples][: int(n)], "SciCoT sample set"
-    result = evaluate(deps.students.student(adapter_set), questions, batch_size=8)
-    fig, axes = _figure(6, 3)
-    variants = result["variants"]
-    bars = axes[0][0].bar(variants, [100 * (result["accuracy"][v] or 0) for v in variants])
-    axes[0][0].bar_label(bars, fmt="%.0f%%")
-    axes[0][0].set_ylim(0, 100)
-    axes[0][0].set_title(f"{result['model']} on {len(questions)} {name} questions", fontsize=9)
-    return fig, " · ".join(f"**{v}** {result['accuracy'][v]:.0%}" for v in variants) + f" ({len(questions)} {name} questions)"

@@ -1,5 +1,5 @@
 """`build_demo(deps)`: the Gradio app's layout and wiring, nothing else. Every event has an
-`api_name`; handlers live in `handlers.py` and `handlers_curate.py`."""
+`api_name`; handlers live in `handlers.py`, `handlers_curate.py` and `plots.py`."""
 
 from __future__ import annotations
 
@@ -12,20 +12,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402
 
-from annotations.criteria import CRITERIA, DECISIONS, PREFERENCES
+from annotations import criteria
+from annotations.criteria import DECISIONS, PREFERENCES
 from scicot_core.errors import ScicotError
 from scicot_core.questions import MAX_STEM_CHARS
 from scicot_core.settings import Settings
 
 from . import handlers as h
 from . import handlers_curate as hr
+from . import plots
 from .deps import Deps
 from .render import LATEX
 
-SHORTCUTS_HELP = """**Keyboard shortcuts** (when not typing in a text box):
-`1`–`5` score the highlighted criterion and move to the next · `↑`/`↓` change criterion ·
+
+def shortcuts_help() -> str:
+    low, high = criteria.scale()
+    return f"""**Keyboard shortcuts** (when not typing in a text box):
+`{low}`–`{high}` score the highlighted criterion and move to the next · `↑`/`↓` change criterion ·
 `t` teacher better · `s` student better · `i` tie · `b` both bad ·
 `Enter` submit · `k` skip · `n` next item"""
+
+
+def shortcuts_js() -> str:
+    """The Rate tab's keys; a digit picks that score of the highlighted criterion, if its scale has it."""
+    return SHORTCUTS_JS % [c.name for c in criteria.CRITERIA]
+
 
 SHORTCUTS_JS = """
 () => {
@@ -46,7 +57,7 @@ SHORTCUTS_JS = """
     if (!panel || panel.offsetParent === null || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"))) return;
-    if (e.key >= "1" && e.key <= "5") {
+    if (e.key >= "0" && e.key <= "9") {
       if (pick("crit-" + crits[active], e.key)) { active = (active + 1) %% crits.length; mark(); }
     } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       active = (active + (e.key === "ArrowDown" ? 1 : crits.length - 1)) %% crits.length; mark();
@@ -59,7 +70,7 @@ SHORTCUTS_JS = """
   });
   setTimeout(mark, 500);
 }
-""" % [c.name for c in CRITERIA]
+"""
 
 
 def friendly(fn):
@@ -212,8 +223,10 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
                 gr.Markdown("#### The other rationale(s) for this question")
                 other = md(elem_id="rate-other")
         scores = [
-            gr.Radio([1, 2, 3, 4, 5], label=f"{c.name}: {c.question} (1 = {c.low}, 5 = {c.high})", elem_id=f"crit-{c.name}")
-            for c in CRITERIA
+            gr.Radio(
+                list(c.values), label=f"{c.name}: {c.question} ({c.minimum} = {c.low}, {c.maximum} = {c.high})", elem_id=f"crit-{c.name}"
+            )
+            for c in criteria.CRITERIA
         ]
         preference = gr.Radio(list(PREFERENCES), label="Which rationale is better for this question?", elem_id="pref")
         comment = gr.Textbox(label="Comment (optional)", lines=2, elem_id="rate-comment")
@@ -225,7 +238,7 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
         with gr.Accordion("Edit this rationale", open=False):
             edit = gr.Textbox(label="Edited rationale (saved as a human edit linked to the original)", lines=4, elem_id="rate-edit")
             save = gr.Button("Save edit", elem_id="rate-save-edit")
-        gr.Markdown(SHORTCUTS_HELP, elem_id="shortcuts-help")
+        gr.Markdown(shortcuts_help(), elem_id="shortcuts-help")
 
     item_outputs = [question, rationale, other, progress, rationale_id, *scores, preference, comment, edit]
 
@@ -267,10 +280,11 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         secret = gr.Textbox(label="Reviewer secret", type="password", max_lines=1, elem_id="reviewer-secret")
         become = gr.Button("Sign in as reviewer", elem_id="reviewer-sign-in")
     who = gr.Markdown(elem_id="reviewer-status")
+    low, high = criteria.scale()
     with gr.Row():
-        min_mean = gr.Slider(0, 5, value=0, step=0.5, label="Minimum mean rating")
+        min_mean = gr.Slider(0, high, value=0, step=0.5, label="Minimum mean rating")
         min_raters = gr.Number(value=0, precision=0, minimum=0, label="Minimum raters")
-        max_spread = gr.Slider(0, 4, value=4, step=0.5, label="Maximum disagreement (range of raters' means)")
+        max_spread = gr.Slider(0, high - low, value=high - low, step=0.5, label="Maximum disagreement (range of raters' means)")
         refresh = gr.Button("Show rationales", elem_id="curate-refresh")
     table = gr.Dataframe(
         headers=hr.CANDIDATE_HEADERS,
@@ -345,7 +359,7 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
     agreement = md(elem_id="stats-agreement")
     distribution = gr.Plot(label="Ratings per criterion, by rationale source")
     preference = gr.Plot(label="Teacher vs student preference")
-    refresh.click(friendly(functools.partial(hr.stats, deps)), None, [distribution, preference, agreement], api_name="stats")
+    refresh.click(friendly(functools.partial(plots.stats, deps)), None, [distribution, preference, agreement], api_name="stats")
     with gr.Row():
         adapter_set = student_dropdown(deps)
         n = gr.Slider(4, 100, value=12, step=4, label="Dev questions")
@@ -353,7 +367,7 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
     accuracy_md = gr.Markdown(elem_id="stats-accuracy-md")
     accuracy = gr.Plot(label="Accuracy by variant")
     run.click(
-        friendly(functools.partial(hr.student_accuracy, deps)), [adapter_set, n], [accuracy, accuracy_md], api_name="student_accuracy"
+        friendly(functools.partial(plots.student_accuracy, deps)), [adapter_set, n], [accuracy, accuracy_md], api_name="student_accuracy"
     )
     return adapter_set
 
@@ -361,7 +375,7 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
 def launch_options(settings: Settings | None = None) -> dict:
     """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
     settings, also the exports folder, the one place outside its own that Gradio may serve from."""
-    options = {"js": SHORTCUTS_JS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    options = {"js": shortcuts_js(), "theme": gr.themes.Soft(), "footer_links": ["api"]}
     if settings is not None:
         options["allowed_paths"] = [str(hr.export_dir(settings))]
     return options

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +159,3 @@ def load_model(name: str, cache_dir: Path, offline: bool = True, threads: int | 
     if torch.cuda.is_available():
         model = model.to("cuda")
     return LanguageModel(model, tokenizer, model_id, note=note)
-
-
-def timed(fn: Callable, *args, **kwargs):
-    """(result, milliseconds) of one call."""
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, int((time.perf_counter() - start) * 1000)

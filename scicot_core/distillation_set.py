@@ -10,14 +10,13 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import tempfiles
 from .errors import ConfigError, DataError
-from .questions import DATASETS, Question, load_jsonl, read_jsonl
+from .questions import DATASETS, SPLITS, Question, load_jsonl, read_jsonl
 
 REQUIRED = ("id", "question", "answerKey", "rationale")
 
@@ -102,7 +101,7 @@ def rationale_question_file(rationale_file: Path, data_dir: Path) -> Path:
     """The question split a shared rationale file belongs to (`flan_t5_<dataset>_<split>.jsonl`)."""
     stem = Path(rationale_file).stem
     for dataset in DATASETS:
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             if stem.endswith(f"{dataset}_{split}"):
                 return Path(data_dir) / dataset / f"{split}.jsonl"
     raise DataError(f"{rationale_file}: cannot tell its dataset and split from the name; pass the question file explicitly")
@@ -174,25 +173,14 @@ def _teacher_part(path: Path, split: str) -> str:
 
 
 def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:
-    """Write rows to a temporary file beside `path`, then rename: never a partial file there, and
-    what a killed writer left beside it is cleared first (see `tempfiles`)."""
+    """Write rows as JSONL through `tempfiles.atomic`: never a partial file at `path`, and what a
+    killed writer left beside it is cleared first. Returns how many rows were written."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give a file path such as {path / 'distill.jsonl'}.")
-    tmp = tempfiles.create(path)
     count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise tempfiles.unwritable(path, e) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with tempfiles.atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
     return count

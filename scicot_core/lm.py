@@ -1,18 +1,37 @@
 """A loaded transformers model with its tokenizer: batched greedy generation, streaming, and
 completion scoring, for causal and seq2seq models alike, with optional named LoRA adapters.
+torch is imported where a model runs, not with this module, so that commands that never run one
+(`scicot --help`, `scicot db ...`) start in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _inference_mode(fn):
+    """`torch.inference_mode` for a method, importing torch only when it runs: importing this
+    module (and the CLI commands that need no model) stays free of torch."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -133,7 +152,7 @@ class LanguageModel:
             }
         )
 
-    @torch.inference_mode()
+    @_inference_mode
     def generate(
         self,
         prompts: Sequence[str],
@@ -147,6 +166,8 @@ class LanguageModel:
         samples per prompt, all in one batch (prompt 0's k samples first, then prompt 1's...).
         `stop(text so far)` ends a sequence early once it returns True (the text up to then is
         returned; it is identical to the start of the unstopped continuation)."""
+        import torch
+
         if k < 1 or (k > 1 and sampling is None):
             raise ConfigError(f"k={k}: ask for at least one continuation, and for more than one only when sampling.")
         if not prompts:
@@ -166,6 +187,8 @@ class LanguageModel:
     def _sample_shrinking(self, enc: dict, width: int, max_new_tokens: int, stop, sampling: Sampling) -> list[str]:
         """Sample every row of a prefilled batch, dropping each row (and its cache) once it ends:
         the tail of the longest sample is decoded alone, not with the whole batch beside it."""
+        import torch
+
         ids, mask, cache = enc["input_ids"], enc["attention_mask"], enc["cache"]
         rows = torch.arange(ids.shape[0], device=ids.device)
         seen = ids.clone()  # prompt and generated tokens, for the repetition penalty
@@ -208,6 +231,7 @@ class LanguageModel:
         self, prompt: str, max_new_tokens: int = 64, adapter: str | None = None, stop: Callable[[str], bool] | None = None
     ) -> Iterator[str]:
         """Yield the text generated so far, growing, as tokens arrive (`stop` as in `generate`)."""
+        import torch
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.is_seq2seq, skip_special_tokens=True)
@@ -233,7 +257,7 @@ class LanguageModel:
             raise ModelError(f"generation failed: {errors[0]}") from errors[0]
 
     # -- scoring ----------------------------------------------------------------------------
-    @torch.inference_mode()
+    @_inference_mode
     def score(
         self, prompts: Sequence[str], completions: Sequence[str], adapter: str | None = None, batch_size: int = 16
     ) -> list[tuple[float, int]]:
@@ -267,6 +291,8 @@ class LanguageModel:
         return out
 
     def _score_shared_prefix(self, prompt: str, completions: Sequence[str]) -> list[tuple[float, int]]:
+        import torch
+
         prefix = torch.tensor([self._ids([prompt], True)[0]], device=self.device)
         comp_ids = self._ids(completions, False)
         first = self.model(input_ids=prefix, use_cache=True)
@@ -289,6 +315,8 @@ class LanguageModel:
     def _score_padded(self, prompts, completions) -> list[tuple[float, int]]:
         """The same scores from one right-padded batch of prompt + completion: on a GPU one wide
         forward pass beats many small ones."""
+        import torch
+
         prompt_ids, comp_ids = self._ids(prompts, True), self._ids(completions, False)
         rows = [p + c for p, c in zip(prompt_ids, comp_ids)]
         width, pad = max(map(len, rows)), self.tokenizer.pad_token_id
@@ -302,6 +330,8 @@ class LanguageModel:
         return out
 
     def _score_seq2seq(self, prompts, completions):
+        import torch
+
         self.tokenizer.padding_side = "right"
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
         comp_ids = self._ids(completions, True)  # the target keeps its end-of-sequence token
@@ -323,6 +353,8 @@ NUCLEUS_CANDIDATES = 64
 def _sample_step(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling, penalty: float = 1.1) -> torch.Tensor:
     """One sampled token per row: the repetition penalty greedy decoding uses, temperature, then
     top-p (the smallest set of tokens whose probability reaches p)."""
+    import torch
+
     previous = logits.gather(1, seen)
     logits = logits.scatter(1, seen, torch.where(previous < 0, previous * penalty, previous / penalty))
     probs = torch.softmax(logits / sampling.temperature, dim=-1)
@@ -344,6 +376,7 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Ten
 def _text_stop(tokenizer, start: int, stop: Callable[[str], bool]):
     """Stopping criteria that end each sequence of a batch once `stop` says its generated text
     (tokens from `start` on) is complete."""
+    import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class TextStop(StoppingCriteria):

@@ -20,6 +20,7 @@ MAX_STEM_CHARS, MAX_CHOICE_CHARS = 2_000, 300
 MAX_JSON_DEPTH = 32  # an AI2 record nests 4 deep; far deeper is an attack on the parser, not data
 LABELS = "ABCDEFGHI"
 
+# The data sets and splits, named once here; every other place reads them from these.
 # name -> (hub dataset, hub config); our split names map to the hub's below.
 DATASETS = {
     "arc_easy": ("allenai/ai2_arc", "ARC-Easy"),
@@ -27,6 +28,7 @@ DATASETS = {
     "openbookqa": ("allenai/openbookqa", "main"),
 }
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+SPLITS = tuple(HUB_SPLITS)
 
 
 @dataclass(frozen=True)

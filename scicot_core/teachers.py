@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
+from . import tempfiles
 from .errors import ConfigError, TeacherError
 from .formats import teacher_messages
 from .questions import Question, Rationale, read_jsonl, sample_items
@@ -66,11 +65,8 @@ class ResponseCache:
 
     def put(self, base_url: str, model: str, messages: list[dict], text: str) -> None:
         path = self._path(base_url, model, messages)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"base_url": normalise_url(base_url), "model": model, "text": text}, f)
-        os.replace(tmp, path)
+        with tempfiles.atomic(path) as tmp:
+            tmp.write_text(json.dumps({"base_url": normalise_url(base_url), "model": model, "text": text}))
 
 
 # -- (a) an OpenAI-compatible endpoint --------------------------------------------------------

@@ -1,5 +1,9 @@
-"""Temporary siblings for atomic writes, named so that what a killed writer leaves behind can be
-recognised and removed: `.<name>.scicot-<pid>-<random>.tmp` beside the destination.
+"""Atomic writes, the one way files and folders are written whole (the distillation set,
+exports, the teacher cache): into a temporary sibling first, then renamed onto the destination,
+so a reader never sees a partial file and a failed write leaves the destination as it was.
+
+Temporary siblings are named so that what a killed writer leaves behind can be recognised and
+removed: `.<name>.scicot-<pid>-<random>.tmp` beside the destination.
 
 Before each write, stale siblings of the same destination go: those whose writer process is gone
 (`os.kill(pid, 0)`), and any untouched for an hour (the PID may have been reused, or the writer ran
@@ -13,6 +17,8 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError
@@ -44,6 +50,40 @@ def create(destination: Path, directory: bool = False) -> Path:
     except OSError as e:
         raise unwritable(destination, e) from None
     return tmp
+
+
+@contextmanager
+def atomic(destination: Path | str, directory: bool = False) -> Iterator[Path]:
+    """Yield a new temporary file (or folder) beside `destination` to write into; when the block
+    ends without error it is synced and renamed onto `destination` (an earlier folder is moved
+    aside and removed only after the new one is in place). On any error the temporary goes and
+    `destination` is unchanged; an OSError becomes a ConfigError naming `destination`."""
+    destination = Path(destination)
+    tmp = create(destination, directory)
+    try:
+        yield tmp
+        if directory:
+            _swap_folder(tmp, destination)
+        else:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, destination)
+    except OSError as e:
+        remove(tmp)
+        raise unwritable(destination, e) from None
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def _swap_folder(tmp: Path, destination: Path) -> None:
+    if not destination.exists():
+        tmp.rename(destination)
+        return
+    old = sibling(destination, "old")
+    destination.rename(old)
+    tmp.rename(destination)
+    remove(old)
 
 
 def unwritable(destination: Path, error: OSError) -> ConfigError:

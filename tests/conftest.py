@@ -77,7 +77,9 @@ def tiny_causal_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_seq2seq_dir(tmp_path_factory, tiny_tokenizer) -> Path:
-    """A 1-layer T5 with random weights (the paper's student is a T5)."""
+    """A 1-layer T5 with random weights (the paper's student is a T5) that never ends a text on
+    its own: its output layer gives end-of-sequence and padding a logit of 0, below the best of
+    the rest, so generation writes text (a random T5 would stop at once and write nothing)."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -92,9 +94,13 @@ def tiny_seq2seq_dir(tmp_path_factory, tiny_tokenizer) -> Path:
         pad_token_id=tiny_tokenizer.pad_token_id,
         eos_token_id=tiny_tokenizer.eos_token_id,
         decoder_start_token_id=tiny_tokenizer.pad_token_id,
+        tie_word_embeddings=False,
     )
+    model = T5ForConditionalGeneration(config)
+    with torch.no_grad():
+        model.lm_head.weight[[tiny_tokenizer.pad_token_id, tiny_tokenizer.eos_token_id]] = 0
     folder = tmp_path_factory.mktemp("tiny-seq2seq")
-    T5ForConditionalGeneration(config).save_pretrained(folder)
+    model.save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
 

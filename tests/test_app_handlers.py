@@ -5,25 +5,37 @@ from conftest import SHARED_DATA, needs_shared
 
 from demo import handlers as h
 from demo import handlers_curate as hr
+from demo import plots
 from demo.deps import BASE_SET
+from demo.render import safe
 from scicot_core.errors import DataError, PermissionDenied
 
 
-def _ask(deps, **kw):
+def _ask(deps, max_tokens=4, **kw):
     source, mode = kw.get("source", "SciCoT sample set"), kw.get("mode", "pick")
     q = h.parse_question(
         deps, mode, source, kw.get("sid", "sample-physics-01"), kw.get("stem", ""), kw.get("choices", ""), kw.get("key", "")
     )
-    return list(h.ask(deps, q, "stand-in", "", "", BASE_SET, max_tokens=4))
+    return list(h.ask(deps, q, "stand-in", "", "", BASE_SET, max_tokens=max_tokens))
+
+
+def _shown(markdown: str) -> str:
+    """The text of a rationale column, without its provenance line and the typing cursor."""
+    return markdown.split("\n\n*")[0].removesuffix(" ▌")
 
 
 def test_ask_a_sample_streams_then_answers(app_deps):
-    steps = _ask(app_deps)
+    steps = _ask(app_deps, max_tokens=16)
     teacher_md, student_md, answer_md, rows, baselines, info, result = steps[-1]
     assert "hand-written reference rationale" in teacher_md and answer_md.startswith("### (")
     assert len(rows) == 4 and abs(sum(rows.values()) - 1) < 1e-3 and all(k.startswith("(") for k in rows)
     assert result["answer"]["label"] in "ABCD" and "stage1" in info and "No baseline adapters" in baselines
-    assert len(steps) >= 2  # the student's rationale arrived in pieces
+    # The student's rationale arrives in pieces: each shows more of the final text, which the last step shows whole.
+    final = _shown(student_md)
+    assert final == safe(result["student"]["text"]) and final.strip()
+    partial = [_shown(step[1]) for step in steps[:-1] if step[1]]
+    assert len(set(partial)) >= 2 and all(final.startswith(p) for p in partial)
+    assert [len(p) for p in partial] == sorted(len(p) for p in partial)
 
 
 @needs_shared
@@ -101,8 +113,16 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert "Added 1 accepted" in hr.append_accepted(app_deps, "rev")
     assert "Added 0 accepted" in hr.append_accepted(app_deps, "rev")
     assert hr.retrain_status(app_deps) == "No retraining run yet."
-    distribution, preference, summary = hr.stats(app_deps)
+    distribution, preference, summary = plots.stats(app_deps)
     assert "1 submitted ratings from 1 raters" in summary
+    source = next(r[2] for r in rows if r[0] == rid)
+    assert [ax.get_title() for ax in distribution.axes] == ["correctness", "clarity", "supports_answer"]
+    for ax, given in zip(distribution.axes, (5, 4, 5)):  # one bar per score 1-5, one rating at the score given
+        assert [int(t) for t in ax.get_xticks()] == [1, 2, 3, 4, 5] and ax.get_legend_handles_labels()[1] == [source]
+        assert [p.get_height() for p in ax.patches] == [1 if score == given else 0 for score in range(1, 6)]
+    [ax] = preference.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["teacher", "student", "tie", "both_bad"]
+    assert [p.get_height() for p in ax.patches] == [1, 0, 0, 0]
 
 
 def test_reviewer_actions_refused_without_the_role(app_deps):
@@ -119,8 +139,13 @@ def test_reviewer_actions_refused_without_the_role(app_deps):
 
 
 def test_student_accuracy_on_the_sample_set(app_deps):
-    fig, text = hr.student_accuracy(app_deps, BASE_SET, 4)
+    fig, text = plots.student_accuracy(app_deps, BASE_SET, 4)
     assert "zero-shot" in text and "two-stage" in text and "4 SciCoT sample set questions" in text
+    [ax] = fig.axes
+    shown = {t.get_text(): p.get_height() for t, p in zip(ax.get_xticklabels(), ax.patches)}
+    assert "4 SciCoT sample set questions" in ax.get_title() and {"zero-shot", "two-stage"} <= set(shown)
+    for variant, height in shown.items():  # each bar is that variant's accuracy as the text gives it: 0, 25, 50, 75 or 100%
+        assert height in (0, 25, 50, 75, 100) and f"**{variant}** {height / 100:.0%}" in text
 
 
 def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):

@@ -58,3 +58,19 @@ def test_typed_endpoints_are_none_by_default_and_listed_ones_are_normalised():
 def test_the_operators_endpoint_has_one_deadline_of_three_timeouts():
     s = Settings.from_env({"SCICOT_TEACHER_URL": "http://127.0.0.1:8000/v1", "SCICOT_TEACHER_TIMEOUT": "30"})
     assert (s.endpoint.timeout_s, s.endpoint.deadline) == (30.0, 90.0)
+
+
+def test_every_variable_the_code_reads_is_in_the_readmes_table():
+    """Each environment variable read by the app, the CLI or the core (through `Settings`, a click
+    `envvar`, or `os.environ`) has a row in the README's Configuration table."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    reads = re.compile(r'(?:env(?:iron)?\.get\(|env\[|_(?:int|flag|float|urls)\(env, |envvar=)"([A-Z][A-Z0-9_]+)"')
+    code = [p for folder in ("scicot_core", "annotations", "demo") for p in (root / folder).glob("*.py")] + [root / "app.py"]
+    read = {name for path in code for name in reads.findall(path.read_text())}
+    table = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (root / "README.md").read_text(), re.MULTILINE))
+    assert {"SCICOT_DB", "SCICOT_RATER_TOKEN", "HF_TOKEN", "SPACE_ID", "OPENAI_API_KEY"} <= read
+    assert read - table == set()
+    assert {"GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"} <= table  # read by Gradio for `python app.py`

@@ -144,3 +144,16 @@ def test_app_exports_go_to_one_folder_that_forgets_them_after_a_day(app_deps):
     os.utime(orphan, (a_day_ago, a_day_ago))
     third = Path(hr.export_file(app_deps, "rev", "jsonl", False, 0, 0))
     assert sorted(folder.iterdir()) == sorted([second, third])
+
+
+def test_the_teacher_cache_writes_through_the_same_atomic_writer(tmp_path):
+    from scicot_core.teachers import ResponseCache
+
+    cache = ResponseCache(tmp_path)
+    messages = [{"role": "user", "content": "why?"}]
+    entry = cache._path("http://x/v1", "m", messages)
+    entry.parent.mkdir(parents=True)
+    orphan = entry.with_name(f".{entry.name}.scicot-{dead_pid()}-0a1b2c3d.tmp")
+    orphan.write_text("{")
+    cache.put("http://x/v1", "m", messages, "Because.")
+    assert cache.get("http://x/v1/", "m", messages) == "Because." and hidden(entry.parent) == []
