@@ -3,9 +3,10 @@ generate call), against one greedy rationale, on this machine.
 
     .venv/bin/python benchmarks/sampling.py --data-dir ../shared/data --questions 20 --k 1 4 8
 
-Each question is timed alone, as the app and `scicot ask --samples K` run it: greedy (k=1), then
-k sampled rationales in one batch. Prints a table and writes benchmarks/results/sampling.json.
-Rationales are cut at 64 tokens and stop at their answer sentence, as in the app.
+Each question is timed alone, as the app and `scicot ask --samples K` run it: greedy (k=1) and
+k sampled rationales in one batch, one question at every k before the next. Prints a table and
+writes benchmarks/results/sampling.json. Rationales are cut at 64 tokens and stop at their answer
+sentence, as in the app.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
 
 
-def seconds_per_question(student: Student, questions, k: int) -> list[float]:
-    times = []
+def seconds_per_question(student: Student, questions, ks: list[int]) -> dict[int, list[float]]:
+    """Each question at every k in turn (interleaved, so a busy spell on the machine hits all k alike)."""
+    times: dict[int, list[float]] = {k: [] for k in ks}
     for n, q in enumerate(questions):
-        sampling = Sampling(0.7, 0.95, seed=n) if k > 1 else None
-        start = time.perf_counter()
-        [rationales] = student.sample_rationales([q], k, sampling, batch_size=k)
-        assert len(rationales) == k
-        times.append(time.perf_counter() - start)
+        for k in ks:
+            sampling = Sampling(0.7, 0.95, seed=n) if k > 1 else None
+            start = time.perf_counter()
+            [rationales] = student.sample_rationales([q], k, sampling, batch_size=k)
+            assert len(rationales) == k
+            times[k].append(time.perf_counter() - start)
     return times
 
 
@@ -50,10 +53,9 @@ def main() -> None:
     questions = questions[: args.questions]
     lm = load_model(settings.student, settings.cache_dir, settings.offline, settings.threads)
     student = Student(lm, adapters=default_adapters(settings.adapters, settings.student))
-    seconds_per_question(student, questions[:2], max(args.k))  # warm-up
+    seconds_per_question(student, questions[:2], args.k)  # warm-up
     rows = {}
-    for k in args.k:
-        times = seconds_per_question(student, questions, k)
+    for k, times in seconds_per_question(student, questions, args.k).items():
         rows[k] = {"p50_s": round(statistics.median(times), 3), "mean_s": round(statistics.mean(times), 3)}
     greedy = rows[min(args.k)]["p50_s"]
     print("| k | p50 s per question | mean s | x greedy (p50) |\n|---|---|---|---|")

@@ -197,6 +197,7 @@ def test_a_seq2seq_student_answers_in_both_faces(app_deps, tiny_seq2seq_dir, tmp
     deps = Deps(app_deps.settings, app_deps.store, lambda: load_model(str(tiny_seq2seq_dir), tmp_path))
     *_, result = _app_ask(deps)[-1]
     assert result["answer"]["label"] in "AB" and result["student"]["model_id"] == str(tiny_seq2seq_dir)
-    cli = _cli(_typed_args(tiny_seq2seq_dir, "--teacher", "none", "--max-tokens", "3", "--json"), tmp_path)
+    cli = _cli(_typed_args(tiny_seq2seq_dir, "--teacher", "none", "--max-tokens", "4", "--json"), tmp_path)
     assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.output)["student"]["rationale"] == result["student"]["text"] != ""
     assert json.loads(cli.output)["answer"]["probabilities"] == pytest.approx(result["answer"]["probabilities"], abs=1e-6)

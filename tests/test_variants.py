@@ -90,6 +90,17 @@ def test_sampled_tokens_stay_inside_the_nucleus():
     assert set(picked.tolist()) == {0, 1}  # 0.72 and 0.26 of the mass: the nucleus of 0.8 is {0, 1}
 
 
+def test_the_sampler_output_layer_gives_the_model_logits(tiny_causal):
+    import torch
+
+    lm = tiny_causal
+    enc = lm._encode_prompts(["Which one melts ice?", "Heat"])
+    step = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "use_cache": False}
+    with torch.inference_mode():
+        expected = lm.model(**step).logits[:, -1].float()
+        assert torch.allclose(lm._next_logits()(**step), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
