@@ -39,6 +39,8 @@ def export_rows(store_rows: list[dict], flt: ExportFilter = ExportFilter()) -> l
         verdict = decision["decision"] if decision else None
         if verdict in ("reject", "edit"):
             continue  # rejected, or replaced by its edit
+        if row["question"].answer_key is None:
+            continue  # training needs the gold answer (the store accepts no such rationale now; older stores may hold some)
         from_curation = edited_from is not None and (edited_from["decision"] or {}).get("edited_id") == r["id"]
         accepted = verdict == "accept" or from_curation
         if flt.accepted_only and not accepted:

@@ -158,10 +158,16 @@ class Store(IdentityVerbs):
 
     def edit_rationale(self, original_id: str, text: str, author: str) -> str:
         """Save a human edit of a rationale, linked to the rationale it edits."""
+        row = self._edit_row(original_id, text, author)
+        with self._write() as db:
+            db["rationales"].insert(row, ignore=True)
+        return row["id"]
+
+    def _edit_row(self, original_id: str, text: str, author: str) -> dict:
         author = self._known_rater(author)
         original = self.rationale(original_id)
         edit = Rationale(original["question_id"], text, "human", f"human edit of {original['model_id']}")
-        return self.add_rationale(edit, edits_id=original_id, author=author)
+        return self._rationale_row(edit, original_id, author)
 
     def rationale(self, rationale_id_: str) -> dict:
         row = self._one("select * from rationales where id = ?", [rationale_id_])
@@ -361,16 +367,32 @@ class Store(IdentityVerbs):
         return out
 
     # -- curation ------------------------------------------------------------------------------------------
-    def curate(self, rationale_id_: str, decision: str, reviewer: str, reason: str = "", edited_text: str | None = None) -> int:
-        """Accept, reject or edit a rationale (reviewers only); the latest decision counts."""
+    def curate(
+        self,
+        rationale_id_: str,
+        decision: str,
+        reviewer: str,
+        reason: str = "",
+        edited_text: str | None = None,
+        answer_key: str | None = None,
+    ) -> int:
+        """Accept, reject or edit a rationale (reviewers only); the latest decision counts. Only a
+        rationale whose question has an answer key can be accepted or edited (training needs the
+        gold answer): `answer_key` gives a question without one its key, in the same transaction."""
         reviewer = self.require_reviewer(self._known_rater(reviewer))
         decision = validate.choice(decision, DECISIONS, "decision")
         reason = validate.text(reason or "", "reason", MAX_COMMENT_CHARS, allow_empty=True)
-        self.rationale(rationale_id_)
+        question = self.question(self.rationale(rationale_id_)["question_id"])
         if (decision == "edit") != (edited_text is not None):
             raise DataError("give the edited text with decision 'edit' (and only then).")
-        edited_id = self.edit_rationale(rationale_id_, edited_text, reviewer) if decision == "edit" else None
-        with self._write() as db:
+        key = _new_answer_key(question, answer_key) if decision != "reject" else None
+        edit = self._edit_row(rationale_id_, edited_text, reviewer) if decision == "edit" else None
+        with self._write() as db:  # the key, the edit and the decision together, or none of them
+            if key:
+                db["questions"].update(question.id, {"answer_key": key})
+            if edit:
+                db["rationales"].insert(edit, ignore=True)
+            edited_id = edit["id"] if edit else None
             row = {
                 "rationale_id": rationale_id_,
                 "decision": decision,
@@ -408,6 +430,24 @@ class Store(IdentityVerbs):
 
     def integrity_ok(self) -> bool:
         return self._one("pragma integrity_check")["integrity_check"] == "ok"
+
+
+def _new_answer_key(question: Question, given: str | None) -> str | None:
+    """The key to store for a question being accepted: None when it has one already (a
+    different one given is refused), the given label when it has none, else an error."""
+    given = (given or "").strip().upper() or None
+    if question.answer_key is not None:
+        if given not in (None, question.answer_key):
+            raise DataError(f"question {question.id!r} already has the answer key {question.answer_key}; leave the answer key empty.")
+        return None
+    if given is None:
+        raise DataError(
+            f"question {question.id!r} has no answer key, which training needs: give the correct label "
+            f"({', '.join(question.labels)}) to accept it, or reject it."
+        )
+    if given not in question.labels:
+        raise DataError(f"answer key {given!r} is not a choice of question {question.id!r}; give one of {', '.join(question.labels)}.")
+    return given
 
 
 def _partial_scores(scores) -> dict:

@@ -3,7 +3,6 @@ appending to the distillation set and background retraining. (The Statistics tab
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -13,10 +12,10 @@ from pathlib import Path
 from annotations.export import ExportFilter, export_rows, write_export
 from annotations.statistics import mean_score
 from scicot_core import tempfiles
-from scicot_core.distillation_set import write_jsonl_atomic
+from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import DataError, PermissionDenied
+from scicot_core.questions import read_jsonl
 from scicot_core.settings import Settings
-from scicot_core.teach_split import done_ids
 
 from .deps import Deps
 from .render import safe
@@ -61,14 +60,16 @@ def candidates(deps: Deps, reviewer: str, min_mean: float, min_raters: int, max_
 def show_candidate(deps: Deps, rationale_id: str) -> tuple[str, str]:
     r = deps.store.rationale(rationale_id)
     q = deps.store.question(r["question_id"])
-    return f"**{safe(q.stem)}** (key: {safe(q.answer_key)})\n\n{safe(r['text'])}", r["text"]
+    key = safe(q.answer_key) if q.answer_key else "none yet: give one below to accept or edit this rationale"
+    return f"**{safe(q.stem)}** (key: {key})\n\n{safe(r['text'])}", r["text"]
 
 
-def decide(deps: Deps, reviewer: str, rationale_id: str, decision: str, reason: str, edited_text: str) -> str:
+def decide(deps: Deps, reviewer: str, rationale_id: str, decision: str, reason: str, edited_text: str, answer_key: str = "") -> str:
+    """Record a decision; `answer_key` gives a question without one its key (accepting needs it)."""
     _reviewer(deps, reviewer)
     if not rationale_id:
         raise DataError("select a rationale in the table first.")
-    deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None)
+    deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
     return f"{decision} recorded for {rationale_id}."
 
 
@@ -91,14 +92,36 @@ def export_file(deps: Deps, reviewer: str, fmt: str, accepted_only: bool, min_me
 
 
 def append_accepted(deps: Deps, reviewer: str) -> str:
-    """Add accepted rationales to the distillation set file; ones already there are skipped."""
+    """Write the distillation set as the store now has it: the base set's lines (those that did
+    not come from this store) kept as they are, then every accepted or edited rationale with its
+    provenance, so a later rejection or edit shows the next time it is written."""
     _reviewer(deps, reviewer)
     target = deps.settings.distill_path
-    present = done_ids(target) if target.exists() else set()
-    rows = [r for r in export_rows(deps.store.curation_rows()) if r["id"] not in present]
-    existing = [json.loads(line) for line in target.read_text().splitlines() if line.strip()] if target.exists() else []
-    write_jsonl_atomic(existing + rows, target)
-    return f"Added {len(rows)} accepted rationale(s) to {target} ({len(existing) + len(rows)} in all)."
+    store_rows = deps.store.curation_rows()
+    ours = {row["rationale"]["id"] for row in store_rows}
+    base = [row for row in _base_lines(target) if row.get("rationale_id") not in ours]
+    rows = export_rows(store_rows)
+    keyless = sum(1 for row in store_rows if row["question"].answer_key is None and (row["decision"] or {}).get("decision") == "accept")
+    write_jsonl_atomic(base + rows, target)
+    note = f" ({keyless} accepted without an answer key left out: accept them again with a key)" if keyless else ""
+    return f"Wrote the distillation set {target.name}: {len(rows)} accepted rationale(s) from the store and {len(base)} from the base set{note}."
+
+
+def _base_lines(path: Path) -> list[dict]:
+    """The lines of the current distillation set, each checked as a record (a bad line refuses
+    the write, naming the line but not the server's path)."""
+    if not path.exists():
+        return []
+    rows = []
+    try:
+        for _, row in read_jsonl(path):
+            DistillRecord.from_json(row)
+            rows.append(row)
+    except DataError as e:
+        raise DataError(
+            f"the distillation set {path.name} has a bad line ({str(e).replace(str(path), path.name)}); fix or move it first."
+        ) from None
+    return rows
 
 
 def start_retrain(deps: Deps, reviewer: str, steps: int) -> str:

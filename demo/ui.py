@@ -299,6 +299,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     with gr.Row():
         decision = gr.Radio(list(DECISIONS), value="accept", label="Decision", elem_id="curate-decision")
         reason = gr.Textbox(label="Reason", max_lines=1, elem_id="curate-reason")
+        answer_key = gr.Textbox(label="Answer key, if the question has none (e.g. B)", max_lines=1, elem_id="curate-key")
     edited = gr.Textbox(label="Edited text (for 'edit')", lines=3, elem_id="curate-edited")
     apply = gr.Button("Record decision", variant="primary", elem_id="curate-apply")
     done = gr.Markdown(elem_id="curate-done")
@@ -308,7 +309,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         export = gr.Button("Export", elem_id="curate-export")
         download = gr.File(label="Download", elem_id="curate-download")
     with gr.Row():
-        append = gr.Button("Append accepted to the distillation set", elem_id="curate-append")
+        append = gr.Button("Write the distillation set (base set + accepted)", elem_id="curate-append")
         steps = gr.Number(value=30, precision=0, minimum=1, maximum=2000, label="Retrain steps per stage", elem_id="curate-steps")
         retrain = gr.Button("Retrain the student in the background", elem_id="curate-retrain")
     retrain_md = gr.Markdown(elem_id="retrain-status")
@@ -341,7 +342,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     )
     apply.click(
         friendly(functools.partial(hr.decide, deps)),
-        [reviewer, selected, decision, reason, edited],
+        [reviewer, selected, decision, reason, edited, answer_key],
         done,
         api_name="decide",
         concurrency_limit=None,

@@ -127,11 +127,12 @@ class Settings:
         wants_online = bool(env.get("SPACE_ID")) or _flag(env, "SCICOT_ONLINE")
         cache = _path(env.get("SCICOT_CACHE_DIR")) or Path(platformdirs.user_cache_dir(APP_NAME))
         threads = _int(env, "SCICOT_THREADS", None, minimum=1)
+        db_path = _path(env.get("SCICOT_DB")) or default_db_path()
         return cls(
             cache_dir=cache,
             data_dir=_path(env.get("SCICOT_DATA_DIR")),
-            db_path=_path(env.get("SCICOT_DB")) or default_db_path(),
-            distill_path=_path(env.get("SCICOT_DISTILL_SET")) or default_db_path().with_name("distillation_set.jsonl"),
+            db_path=db_path,
+            distill_path=_path(env.get("SCICOT_DISTILL_SET")) or db_path.with_name("distillation_set.jsonl"),
             student=env.get("SCICOT_STUDENT") or "smollm2-135m",
             adapters=_path(env.get("SCICOT_ADAPTERS")),
             teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "stand-in"),

@@ -104,7 +104,7 @@ def test_the_whole_flow(page, app_server):
     assert len(lines) == 1 and json.loads(lines[0])["rationale_id"] == rating["rationale_id"]
 
     page.click("#curate-append")
-    page.wait_for_function("document.querySelector('#curate-done').innerText.includes('Added 1 accepted')")
+    page.wait_for_function("document.querySelector('#curate-done').innerText.includes('1 accepted rationale(s) from the store')")
     page.fill("#curate-steps input", "2")
     page.click("#curate-retrain")
     page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('Retrain')", timeout=30_000)

@@ -110,8 +110,8 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "")
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
     assert path.endswith(".jsonl") and open(path).read().count("\n") == 1
-    assert "Added 1 accepted" in hr.append_accepted(app_deps, "rev")
-    assert "Added 0 accepted" in hr.append_accepted(app_deps, "rev")
+    assert "1 accepted rationale(s) from the store" in hr.append_accepted(app_deps, "rev")
+    assert "1 accepted rationale(s) from the store" in hr.append_accepted(app_deps, "rev")
     assert hr.retrain_status(app_deps) == "No retraining run yet."
     distribution, preference, summary = plots.stats(app_deps)
     assert "1 submitted ratings from 1 raters" in summary
@@ -163,7 +163,7 @@ def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
 
     for rid in app_deps.store.add_rationales([Rationale(q.id, t, "teacher", "ref") for q, t in items]):
         app_deps.store.curate(rid, "accept", "rev")
-    assert "Added 6 accepted" in hr.append_accepted(app_deps, "rev")
+    assert "6 accepted rationale(s)" in hr.append_accepted(app_deps, "rev")
     assert hr.start_retrain(app_deps, "rev", 2).startswith("Retraining started (2 steps per stage)")
     with pytest.raises(DataError, match="already going"):
         hr.start_retrain(app_deps, "rev", 2)

@@ -74,3 +74,9 @@ def test_every_variable_the_code_reads_is_in_the_readmes_table():
     assert {"SCICOT_DB", "SCICOT_RATER_TOKEN", "HF_TOKEN", "SPACE_ID", "OPENAI_API_KEY"} <= read
     assert read - table == set()
     assert {"GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"} <= table  # read by Gradio for `python app.py`
+
+
+def test_the_distillation_set_lies_beside_the_store_unless_set():
+    assert Settings.from_env({"SCICOT_DB": "/srv/my data.v1/s.db"}).distill_path == Path("/srv/my data.v1/distillation_set.jsonl")
+    both = Settings.from_env({"SCICOT_DB": "/srv/s.db", "SCICOT_DISTILL_SET": "/elsewhere/d.jsonl"})
+    assert both.distill_path == Path("/elsewhere/d.jsonl")
