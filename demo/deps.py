@@ -4,23 +4,28 @@ visitor may ask; `Deps` holds them beside the settings and the store."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from annotations.store import Store
-from scicot_core.errors import DataError
+from scicot_core.errors import DataError, ModelError
 from scicot_core.lm import LanguageModel
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint, normalise_url
 from scicot_core.student import MAX_RATIONALE_TOKENS, Student, default_adapters, find_adapters
 from scicot_core.teachers import TEACHERS, StoredTeacher, Teacher, get_teacher
 
+from .retrain import PARTIAL, STAGES, Retraining, runs_dir
+
 SAMPLE_SOURCE = "SciCoT sample set"
 MAX_LISTED = 500  # questions offered per source in the picker
 DEFAULT_SET = "distilled (shipped)"
 BASE_SET = "base model (no adapters)"
+
+log = logging.getLogger(__name__)
 
 
 class SharedModel:
@@ -40,16 +45,24 @@ class SharedModel:
 
 class AdapterSets:
     """Named adapter sets (stage -> folder), each a student on the shared model. Retraining adds
-    sets from a background thread while handlers read them, so the table is behind a lock."""
+    sets from a background thread while handlers read them, so the table is behind a lock. A set
+    whose adapters fail to load is dropped and never offered; why, in plain words, is kept in
+    `failures()` for the reviewer (the full error goes to the server log)."""
 
     def __init__(self, model: SharedModel):
         self.model = model
         self._sets: dict[str, dict[str, Path]] = {}
+        self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         with self._lock:
             return list(self._sets)
+
+    def failures(self) -> dict[str, str]:
+        """The sets that are not offered, each with the reason in words without server paths."""
+        with self._lock:
+            return dict(self._failures)
 
     def stages(self, name: str) -> dict[str, Path]:
         with self._lock:
@@ -58,23 +71,58 @@ class AdapterSets:
     def add(self, name: str, stages: dict[str, Path]) -> None:
         with self._lock:
             self._sets[name] = dict(stages)
+            self._failures.pop(name, None)
 
-    def add_folder(self, name: str, folder: Path) -> dict[str, Path]:
-        """Add the stage adapters found in a folder as a set (none found: nothing added)."""
+    def add_folder(self, name: str, folder: Path, required: tuple[str, ...] = (), load: bool = False) -> str | None:
+        """Add the stage adapters found in a folder as a set: only when it holds every `required`
+        stage and (with `load`) they load on the shared model. Returns None, or why it was not added."""
         stages = find_adapters(folder)
-        if stages:
-            self.add(name, stages)
-        return stages
+        missing = [s for s in required if s not in stages]
+        if not stages or missing:
+            return self._fail(name, f"its folder holds no {' or '.join(missing) or 'stage'} adapter; retrain it.")
+        if load:
+            problem = self._load(name, stages)
+            if problem:
+                return problem
+        self.add(name, stages)
+        return None
 
     def student(self, name: str | None, max_tokens: int = MAX_RATIONALE_TOKENS) -> Student:
-        """The student of one set (an unknown or empty name: the bare base model)."""
-        return Student(self.model.get(), self.stages(name or ""), max_rationale_tokens=max_tokens)
+        """The student of one set (an empty name: the bare base model). A set that fails to load
+        is dropped, and the error says so without the server's paths."""
+        if name and name not in self.names():
+            why = self.failures().get(name, "there is no such student")
+            raise ModelError(f"the student {name!r} is not offered: {why} Choose another.")
+        lm, stages = self.model.get(), self.stages(name or "")
+        try:
+            return Student(lm, stages, max_rationale_tokens=max_tokens)
+        except Exception:  # a broken adapter folder fails in PEFT, safetensors or json alike
+            raise ModelError(f"the student {name!r} is not offered: {self._broken(name or '')} Choose another.") from None
+
+    def _load(self, name: str, stages: dict[str, Path]) -> str | None:
+        lm = self.model.get()
+        try:
+            Student(lm, stages)
+            return None
+        except Exception:  # as in `student`
+            return self._broken(name)
+
+    def _broken(self, name: str) -> str:
+        log.exception("adapter set %r failed to load", name)
+        return self._fail(name, "its adapters could not be loaded (damaged, or made for another base model); retrain it.")
+
+    def _fail(self, name: str, why: str) -> str:
+        with self._lock:
+            self._sets.pop(name, None)
+            self._failures[name] = why
+        return why
 
     def warm(self) -> None:
-        """Load the model and every set's adapters, so that the first ask finds them ready."""
+        """Load the model and every set's adapters, so that the first ask finds them ready (a set
+        that fails is dropped)."""
         self.model.get()
         for name in self.names():
-            self.student(name)
+            self._load(name, self.stages(name))
 
 
 class QuestionSources:
@@ -195,7 +243,7 @@ class Deps:
         self.students = AdapterSets(self.model)
         self.questions = QuestionSources(settings.data_dir, store, samples)
         self.teachers = VisitorTeachers(settings, self.model)
-        self.retrain: dict = {}  # the background retraining run's state, read by the status poll
+        self.retrain = Retraining()
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -208,7 +256,8 @@ def build_deps(settings: Settings) -> Deps:
     if shipped:
         deps.students.add(DEFAULT_SET, shipped)
     deps.students.add(BASE_SET, {})
-    runs = settings.cache_dir / "retrained"
+    runs = runs_dir(settings)
     for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
-        deps.students.add_folder(f"retrained {folder.name}", folder)
+        if not folder.name.endswith(PARTIAL):  # a run that did not finish, kept for its checkpoints
+            deps.students.add_folder(f"retrained {folder.name}", folder, required=STAGES)
     return deps

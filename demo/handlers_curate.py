@@ -4,8 +4,6 @@ appending to the distillation set and background retraining. (The Statistics tab
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import read_jsonl
 from scicot_core.settings import Settings
 
+from . import retrain
 from .deps import Deps
 from .render import safe
 
@@ -125,54 +124,18 @@ def _base_lines(path: Path) -> list[dict]:
 
 
 def start_retrain(deps: Deps, reviewer: str, steps: int) -> str:
-    """Train stage 1 and stage 2 on the distillation set in a background thread."""
+    """Train stage 1 and stage 2 on the distillation set in the background (one run at a time)."""
     _reviewer(deps, reviewer)
-    if deps.retrain.get("state") == "running":
-        raise DataError("a retraining run is already going; wait for it to finish.")
-    data = deps.settings.distill_path
-    if not data.exists() or not data.read_text().strip():
-        raise DataError("the distillation set is empty: accept rationales and append them first.")
-    name = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = deps.settings.cache_dir / "retrained" / name
-    deps.retrain.clear()
-    deps.retrain.update(state="running", name=name, stage="", step=0, total=int(steps) * 2, started=time.time())
-    threading.Thread(target=_retrain, args=(deps, data, out, int(steps)), daemon=True).start()
-    return f"Retraining started ({steps} steps per stage) into {out}."
+    return retrain.start(deps, steps)
 
 
-def _retrain(deps: Deps, data: Path, out: Path, steps: int) -> None:
-    from transformers import TrainerCallback
-
-    from scicot_core.train import TrainConfig, main
-
-    class Progress(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            deps.retrain["step"] += 1
-
-    try:
-        for stage in ("rationale", "answer"):
-            deps.retrain["stage"] = stage
-            config = TrainConfig(
-                stage=stage,
-                data=[str(data)],
-                output_dir=str(out / stage),
-                base_model=deps.settings.student,
-                max_steps=steps,
-                save_steps=max(10, steps),
-            )
-            main(config, deps.settings.cache_dir, deps.settings.offline, progress=False, callbacks=[Progress()])
-        deps.students.add_folder(f"retrained {out.name}", out)
-        deps.retrain["state"] = "done"
-    except Exception as e:  # shown in the UI; the run's folder keeps its checkpoints
-        deps.retrain.update(state="failed", error=str(e))
+def cancel_retrain(deps: Deps, reviewer: str) -> str:
+    """Stop the running retraining after its current step; nothing of it is offered."""
+    _reviewer(deps, reviewer)
+    if not deps.retrain.cancel():
+        raise DataError("no retraining run is going.")
+    return "Cancelling: the run stops after its current step."
 
 
 def retrain_status(deps: Deps) -> str:
-    r = deps.retrain
-    if not r:
-        return "No retraining run yet."
-    if r["state"] == "running":
-        return f"Retraining **{r['name']}**: stage {r['stage']}, step {r['step']} of {r['total']} ({int(time.time() - r['started'])} s)."
-    if r["state"] == "done":
-        return f"Retrained **{r['name']}**: choose “retrained {r['name']}” in the Ask tab."
-    return f"Retraining **{r['name']}** failed: {safe(r.get('error', ''))}"
+    return retrain.status(deps)

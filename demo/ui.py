@@ -129,6 +129,7 @@ def build_demo(deps: Deps) -> gr.Blocks:
             return hr.retrain_status(deps), gr.Dropdown(choices=sets), gr.Dropdown(choices=sets)
 
         timer.tick(poll, None, [retrain_md, ask_set, stats_set], api_name=False, queue=False)
+        demo.load(poll, None, [retrain_md, ask_set, stats_set], api_name=False, queue=False)  # a reloaded page finds the run at once
     return demo
 
 
@@ -312,6 +313,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         append = gr.Button("Write the distillation set (base set + accepted)", elem_id="curate-append")
         steps = gr.Number(value=30, precision=0, minimum=1, maximum=2000, label="Retrain steps per stage", elem_id="curate-steps")
         retrain = gr.Button("Retrain the student in the background", elem_id="curate-retrain")
+        cancel = gr.Button("Cancel retraining", elem_id="curate-cancel")
     retrain_md = gr.Markdown(elem_id="retrain-status")
     timer = gr.Timer(5.0)
 
@@ -352,6 +354,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     )
     append.click(friendly(functools.partial(hr.append_accepted, deps)), reviewer, done, api_name="append_accepted", concurrency_limit=None)
     retrain.click(friendly(functools.partial(hr.start_retrain, deps)), [reviewer, steps], retrain_md, api_name="retrain")
+    cancel.click(friendly(functools.partial(hr.cancel_retrain, deps)), reviewer, retrain_md, api_name="cancel_retrain")
     return timer, retrain_md
 
 

@@ -112,7 +112,7 @@ def test_the_whole_flow(page, app_server):
     shot(page, "3-curate")
     tab(page, "Ask")
     page.click("#ask-set input")
-    assert page.get_by_role("option", name=f"retrained {deps.retrain['name']}").count() == 1
+    assert page.get_by_role("option", name=f"retrained {deps.retrain.snapshot()['name']}").count() == 1
     page.keyboard.press("Escape")
 
     tab(page, "Statistics")

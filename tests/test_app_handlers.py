@@ -164,16 +164,18 @@ def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
     for rid in app_deps.store.add_rationales([Rationale(q.id, t, "teacher", "ref") for q, t in items]):
         app_deps.store.curate(rid, "accept", "rev")
     assert "6 accepted rationale(s)" in hr.append_accepted(app_deps, "rev")
-    assert hr.start_retrain(app_deps, "rev", 2).startswith("Retraining started (2 steps per stage)")
-    with pytest.raises(DataError, match="already going"):
+    assert hr.start_retrain(app_deps, "rev", 2).startswith("Retraining **")
+    with pytest.raises(DataError, match="still going"):
         hr.start_retrain(app_deps, "rev", 2)
     deadline = time.time() + 120
-    while app_deps.retrain["state"] == "running" and time.time() < deadline:
+    while app_deps.retrain.snapshot()["state"] == "running" and time.time() < deadline:
         assert "step" in hr.retrain_status(app_deps)
         time.sleep(0.2)
-    assert app_deps.retrain["state"] == "done", app_deps.retrain
-    name = f"retrained {app_deps.retrain['name']}"
-    assert set(app_deps.students.stages(name)) == {"rationale", "answer"} and name in hr.retrain_status(app_deps)
+    run = app_deps.retrain.snapshot()
+    assert run["state"] == "done", run
+    name = f"retrained {run['name']}"
+    assert run["student"] == name and name in app_deps.students.names() and name in hr.retrain_status(app_deps)
+    assert set(app_deps.students.stages(name)) == {"rationale", "answer"}
     student = app_deps.students.student(name, max_tokens=4)
     assert student.has("rationale") and student.has("answer") and "LoRA[answer, rationale]" in student.model_id
     *_, result = list(h.ask(app_deps, items[0][0], "stand-in", "", "", name, max_tokens=4))[-1]

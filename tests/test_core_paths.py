@@ -151,7 +151,8 @@ def test_adapter_names_suit_any_folder_and_each_student_uses_only_its_own(tiny_c
 
 def test_a_set_under_a_path_with_a_dot_and_a_space_serves_the_app_the_cli_and_eval(app_deps, tiny_causal_dir, tmp_path):
     folder = _adapter_set(tiny_causal_dir, tmp_path / "runs v2.1" / "adapters")
-    assert set(app_deps.students.add_folder("odd", folder)) == {"rationale", "answer"}
+    assert app_deps.students.add_folder("odd", folder, required=("rationale", "answer"), load=True) is None
+    assert set(app_deps.students.stages("odd")) == {"rationale", "answer"}
     *_, result = _app_ask(app_deps, adapter_set="odd")[-1]
     assert result["student"]["model_id"].endswith("LoRA[answer, rationale]")
     cli = _cli(_typed_args(tiny_causal_dir, "--teacher", "none", "--max-tokens", "3", "--json"), tmp_path, SCICOT_ADAPTERS=str(folder))
@@ -191,10 +192,11 @@ def test_an_unknown_short_name_lists_the_families(tmp_path):
 
 
 def test_a_seq2seq_student_answers_in_both_faces(app_deps, tiny_seq2seq_dir, tmp_path):
-    from demo.deps import Deps
+    from demo.deps import BASE_SET, Deps
     from scicot_core.base_models import load_model
 
     deps = Deps(app_deps.settings, app_deps.store, lambda: load_model(str(tiny_seq2seq_dir), tmp_path))
+    deps.students.add(BASE_SET, {})
     *_, result = _app_ask(deps)[-1]
     assert result["answer"]["label"] in "AB" and result["student"]["model_id"] == str(tiny_seq2seq_dir)
     cli = _cli(_typed_args(tiny_seq2seq_dir, "--teacher", "none", "--max-tokens", "4", "--json"), tmp_path)
