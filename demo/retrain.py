@@ -136,10 +136,51 @@ def run(deps, work: Path, steps: int) -> None:
         if problem:
             deps.retrain.finish("failed", error=problem)
             return
-        deps.retrain.finish("done", student=name)
+        deps.retrain.at_stage("comparing with the default on dev questions")
+        deps.retrain.finish("done", student=name, comparison=_compared(deps, name))
     except Exception as e:  # the thread's end: shown to the reviewer in plain words, logged whole
         log.exception("retraining %s failed", work.name)
         deps.retrain.finish("failed", error=plain(e, settings))
+
+
+def dev_sample(deps) -> tuple[list, str]:
+    """The fixed dev questions comparisons run on: the first `compare_n` of ARC-Easy dev where
+    the data directory has it, else of the bundled sample set; and their name."""
+    from scicot_core.questions import load_split, split_path
+
+    n, data = deps.settings.compare_n, deps.settings.data_dir
+    if data and split_path(data, "arc_easy", "dev").exists():
+        return load_split("arc_easy", "dev", data)[:n], "ARC-Easy dev"
+    return [q for q, _ in deps.questions.samples][:n], "SciCoT sample set"
+
+
+def comparison(deps, new: str) -> str:
+    """The new student beside the current default (the first other set offered), as Markdown."""
+    from scicot_core.evaluate import COMPARED, compare
+
+    default = next((n for n in deps.students.names() if n != new), None)
+    questions, source = dev_sample(deps)
+    references = {q.id: text for q in questions if (text := (deps.questions.stored_rationale(q.id) or ("",))[0])}
+    names = [n for n in (new, default) if n]
+    result = compare({n: deps.students.student(n) for n in names}, questions, references)
+    lines = [f"| student | {' | '.join(COMPARED)} | agrees with the teacher |", "|---|" + "---|" * (len(COMPARED) + 1)]
+    for n in names:
+        row = result["students"][n]
+        cells = [_pct(row["accuracy"][v]) for v in COMPARED] + [_pct(row["teacher_agreement"])]
+        lines.append(f"| {safe(n)} | {' | '.join(cells)} |")
+    return f"On the same {result['n']} {source} questions:\n\n" + "\n".join(lines)
+
+
+def _compared(deps, new: str) -> str:
+    try:
+        return comparison(deps, new)
+    except Exception as e:  # the new set is offered all the same; the reviewer sees why there is no table
+        log.exception("comparing %s failed", new)
+        return f"The comparison with the default failed: {plain(e, deps.settings)}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 def plain(error: Exception, settings) -> str:
@@ -167,7 +208,7 @@ def _run_line(r: dict, left: int | None) -> str:
         eta = f"about {left} s left" if left is not None else "estimating the time left"
         return f"Retraining **{name}**: stage {r['stage']}, step {r['step']} of {r['total']}, {eta}."
     if r["state"] == "done":
-        return f"Retrained **{name}**: choose “{safe(r['student'])}” as Student in the Ask tab."
+        return f"Retrained **{name}**: choose “{safe(r['student'])}” as Student in the Ask tab.\n\n{r.get('comparison', '')}"
     if r["state"] == "cancelled":
         return f"Retraining **{name}** was cancelled; nothing was added."
     return f"Retraining **{name}** failed: {safe(r.get('error', ''))}"

@@ -180,6 +180,30 @@ def _accuracy(questions, answers: dict[str, Answer]) -> float | None:
     return round(sum(answers[q.id].label == q.answer_key for q in scored) / len(scored), 4) if scored else None
 
 
+COMPARED = ("two-stage", "answer-only")
+
+
+def compare(students: dict[str, Student], questions: Sequence[Question], references: dict[str, str], batch_size: int = 16) -> dict:
+    """Several students on the same questions: two-stage and answer-only accuracy (None where a
+    student lacks the adapter), and how often its stage-1 rationale concludes the answer the
+    teacher's reference rationale concludes (over the questions whose reference names one)."""
+    out = {}
+    for name, student in students.items():
+        result = evaluate(student, questions, COMPARED, batch_size)
+        mine = {r.question_id: r.text for r in result["rationales"].get("two-stage", [])}
+        agree = [
+            formats.rationale_conclusion(mine.get(q.id, ""), q) == concluded
+            for q in questions
+            if (concluded := formats.rationale_conclusion(references.get(q.id, ""), q)) is not None
+        ]
+        out[name] = {
+            "accuracy": {v: result["accuracy"].get(v) for v in COMPARED},
+            "teacher_agreement": round(sum(agree) / len(agree), 4) if agree else None,
+            "model": result["model"],
+        }
+    return {"n": len(questions), "students": out}
+
+
 def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
     """results.json, results.md, predictions.jsonl and accuracy.png in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,8 @@ class Settings:
     # Base URLs that visitors of the app may type as teacher; they never get the API key.
     allowed_urls: tuple[str, ...] = ()
     typed_timeout_s: float = 20.0
+    # Dev questions the app compares a retrained student and the default on.
+    compare_n: int = 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +145,7 @@ class Settings:
             on_space=bool(env.get("SPACE_ID")),
             allowed_urls=_urls(env, "SCICOT_TEACHER_ALLOWED_URLS"),
             typed_timeout_s=_float(env, "SCICOT_TEACHER_TYPED_TIMEOUT", 20.0),
+            compare_n=_int(env, "SCICOT_COMPARE_N", 24, minimum=1),
         )
 
 

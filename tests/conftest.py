@@ -264,6 +264,7 @@ def app_deps(tmp_path, tiny_causal_dir):
         distill_path=tmp_path / "distill.jsonl",
         reviewer_secret="sesame",
         student=str(tiny_causal_dir),
+        compare_n=4,
     )
     deps = Deps(settings, Store(settings.db_path, reviewer_secret="sesame"), lambda: load_model(str(tiny_causal_dir), tmp_path))
     deps.students.add(BASE_SET, {})

@@ -176,6 +176,10 @@ def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
     name = f"retrained {run['name']}"
     assert run["student"] == name and name in app_deps.students.names() and name in hr.retrain_status(app_deps)
     assert set(app_deps.students.stages(name)) == {"rationale", "answer"}
+    table = run["comparison"].splitlines()
+    assert table[0] == "On the same 4 SciCoT sample set questions:" and table[2].startswith("| student | two-stage | answer-only |")
+    assert table[4].startswith(f"| {name} | ") and table[5].startswith(f"| {BASE_SET} | ") and table[4].endswith("% |")
+    assert table[4].split(" | ")[2] == "—"  # a retrain trains no answer-only adapter
     student = app_deps.students.student(name, max_tokens=4)
     assert student.has("rationale") and student.has("answer") and "LoRA[answer, rationale]" in student.model_id
     *_, result = list(h.ask(app_deps, items[0][0], "stand-in", "", "", name, max_tokens=4))[-1]

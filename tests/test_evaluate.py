@@ -174,3 +174,21 @@ def test_eval_refuses_a_baseline_variant_without_its_adapter(tmp_path):
     args = ["eval", "--questions", str(path), "--variant", "single-stage", "--adapters", str(adapters.parent)]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 1 and "needs a single-stage/ adapter" in result.output
+
+
+def test_compare_puts_students_side_by_side_with_teacher_agreement(tiny_causal):
+    from scicot_core.evaluate import compare
+    from scicot_core.questions import sample_items
+    from scicot_core.student import Student
+
+    items = sample_items()[:3]
+    questions = [q for q, _ in items]
+    references = {q.id: f"Some reason. Thus, the answer is ({q.answer_key})." for q in questions}
+    result = compare(
+        {"a": Student(tiny_causal, max_rationale_tokens=4), "b": Student(tiny_causal, max_rationale_tokens=4)}, questions, references
+    )
+    assert result["n"] == 3 and list(result["students"]) == ["a", "b"]
+    row = result["students"]["a"]
+    thirds = (0, 0.3333, 0.6667, 1)
+    assert row["accuracy"]["answer-only"] is None and row["accuracy"]["two-stage"] in thirds and row["teacher_agreement"] in thirds
+    assert compare({"a": Student(tiny_causal, max_rationale_tokens=4)}, questions, {})["students"]["a"]["teacher_agreement"] is None
