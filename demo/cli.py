@@ -173,10 +173,11 @@ def samples():
 
 
 def _register_subgroups() -> None:
+    from .cli_compare import compare
     from .cli_db import db
     from .cli_method import eval_, sample, teach, train
 
-    for command in (db, teach, train, sample, eval_):
+    for command in (db, teach, train, sample, eval_, compare):
         main.add_command(command)
 
 

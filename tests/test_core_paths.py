@@ -203,3 +203,31 @@ def test_a_seq2seq_student_answers_in_both_faces(app_deps, tiny_seq2seq_dir, tmp
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.output)["student"]["rationale"] == result["student"]["text"] != ""
     assert json.loads(cli.output)["answer"]["probabilities"] == pytest.approx(result["answer"]["probabilities"], abs=1e-6)
+
+
+# -- comparing adapter sets ------------------------------------------------------------------------
+def test_compare_puts_two_adapter_sets_side_by_side_on_the_same_questions(tiny_causal_dir, tmp_path):
+    a = _adapter_set(tiny_causal_dir, tmp_path / "runs" / "a" / "adapters", ("rationale", "answer", "answer-only"))
+    b = _adapter_set(tiny_causal_dir, tmp_path / "runs" / "b" / "adapters")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:3]))
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir)}
+    result = _cli(["compare", str(a), str(b), "--questions", str(questions), "--max-tokens", "3", "--json"], tmp_path, **env)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{") :])
+    assert out["n"] == 3 and out["references"] == 3  # the sample set's reference rationales
+    assert set(out["students"]) == {"a/adapters", "b/adapters"}
+    assert out["students"]["a/adapters"]["accuracy"]["answer-only"] is not None
+    assert out["students"]["b/adapters"]["accuracy"]["answer-only"] is None  # b has no answer-only adapter
+    assert all(0 <= s["accuracy"]["two-stage"] <= 1 for s in out["students"].values())
+    table = _cli(["compare", str(a), str(b), "--questions", str(questions), "--max-tokens", "3"], tmp_path, **env)
+    assert "| a/adapters |" in table.output and "agrees with the teacher" in table.output
+
+
+@pytest.mark.parametrize("which, message", [("same", "at least two different"), ("empty", "no rationale/ and answer/ adapters")])
+def test_compare_refuses_what_it_cannot_compare(tiny_causal_dir, tmp_path, which, message):
+    a = _adapter_set(tiny_causal_dir, tmp_path / "a")
+    other = a if which == "same" else tmp_path / "empty"
+    other.mkdir(exist_ok=True)
+    result = _cli(["compare", str(a), str(other), "--dataset", "arc_easy", "--split", "dev"], tmp_path)
+    assert result.exit_code == 1 and message in result.output
