@@ -24,7 +24,8 @@ from scicot_core.formats import FORMAT_VERSION
 from scicot_core.questions import MAX_CHOICE_CHARS, MAX_STEM_CHARS, Choice, Question, Rationale
 
 from . import criteria, identity, validate
-from .criteria import DECISIONS, MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
+from .criteria import MAX_COMMENT_CHARS, MAX_RATIONALE_CHARS, PREFERENCES, SOURCES, STATUSES
+from .curation import CurationVerbs
 from .identity import IdentityVerbs
 from .migrations import migrations
 
@@ -52,7 +53,7 @@ class QueueItem:
     draft: dict | None
 
 
-class Store(IdentityVerbs):
+class Store(IdentityVerbs, CurationVerbs):
     """Everything the app and the CLI write or read about human judgements goes through here."""
 
     def __init__(self, path: Path | str, reviewer_secret: str | None = None, clock: Callable[[], float] = time.time):
@@ -102,6 +103,9 @@ class Store(IdentityVerbs):
         if db is not None:
             db.close()
             self._local.db = None
+
+    def _questions_by_id(self) -> dict[str, Question]:
+        return {row["id"]: _question_from_row(row) for row in self.db.query("select * from questions")}
 
     def _one(self, sql: str, params=()) -> dict | None:
         rows = list(self.db.query(sql, params))
@@ -366,88 +370,11 @@ class Store(IdentityVerbs):
             out |= {"rater_done": done, "rater_submitted": mine, "rater_remaining": total - done}
         return out
 
-    # -- curation ------------------------------------------------------------------------------------------
-    def curate(
-        self,
-        rationale_id_: str,
-        decision: str,
-        reviewer: str,
-        reason: str = "",
-        edited_text: str | None = None,
-        answer_key: str | None = None,
-    ) -> int:
-        """Accept, reject or edit a rationale (reviewers only); the latest decision counts. Only a
-        rationale whose question has an answer key can be accepted or edited (training needs the
-        gold answer): `answer_key` gives a question without one its key, in the same transaction."""
-        reviewer = self.require_reviewer(self._known_rater(reviewer))
-        decision = validate.choice(decision, DECISIONS, "decision")
-        reason = validate.text(reason or "", "reason", MAX_COMMENT_CHARS, allow_empty=True)
-        question = self.question(self.rationale(rationale_id_)["question_id"])
-        if (decision == "edit") != (edited_text is not None):
-            raise DataError("give the edited text with decision 'edit' (and only then).")
-        key = _new_answer_key(question, answer_key) if decision != "reject" else None
-        edit = self._edit_row(rationale_id_, edited_text, reviewer) if decision == "edit" else None
-        with self._write() as db:  # the key, the edit and the decision together, or none of them
-            if key:
-                db["questions"].update(question.id, {"answer_key": key})
-            if edit:
-                db["rationales"].insert(edit, ignore=True)
-            edited_id = edit["id"] if edit else None
-            row = {
-                "rationale_id": rationale_id_,
-                "decision": decision,
-                "reviewer": reviewer,
-                "reason": reason,
-                "edited_id": edited_id,
-                "created_utc": now_utc(),
-            }
-            return db["curation"].insert(row).last_pk
-
-    def curation_rows(self) -> list[dict]:
-        """Every rationale with its question, its latest curation decision and its submitted
-        ratings: the input of the pure export function."""
-        decisions = {}
-        for row in self.db.query("select * from curation order by id"):
-            decisions[row["rationale_id"]] = row
-        ratings: dict[str, list[dict]] = {}
-        for g in self.ratings("submitted"):
-            ratings.setdefault(g["rationale_id"], []).append(g)
-        questions = {row["id"]: _question_from_row(row) for row in self.db.query("select * from questions")}
-        out = []
-        for r in self.db.query("select * from rationales order by question_id, created_utc, id"):
-            out.append(
-                {
-                    "rationale": r,
-                    "question": questions[r["question_id"]],
-                    "decision": decisions.get(r["id"]),
-                    "ratings": ratings.get(r["id"], []),
-                }
-            )
-        return out
-
     def counts(self) -> dict:
         return {t: self.db[t].count for t in ("questions", "rationales", "raters", "ratings", "curation")}
 
     def integrity_ok(self) -> bool:
         return self._one("pragma integrity_check")["integrity_check"] == "ok"
-
-
-def _new_answer_key(question: Question, given: str | None) -> str | None:
-    """The key to store for a question being accepted: None when it has one already (a
-    different one given is refused), the given label when it has none, else an error."""
-    given = (given or "").strip().upper() or None
-    if question.answer_key is not None:
-        if given not in (None, question.answer_key):
-            raise DataError(f"question {question.id!r} already has the answer key {question.answer_key}; leave the answer key empty.")
-        return None
-    if given is None:
-        raise DataError(
-            f"question {question.id!r} has no answer key, which training needs: give the correct label "
-            f"({', '.join(question.labels)}) to accept it, or reject it."
-        )
-    if given not in question.labels:
-        raise DataError(f"answer key {given!r} is not a choice of question {question.id!r}; give one of {', '.join(question.labels)}.")
-    return given
 
 
 def _partial_scores(scores) -> dict:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from scicot_core.lm import LanguageModel
 from scicot_core.base_models import SMOLLM2, ensure_smollm2, load_model
-from scicot_core.student import Student, default_adapters
+from scicot_core.lm import LanguageModel
 from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
+from scicot_core.student import Student, default_adapters
 
 
 def shown(path: Path) -> str:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from scicot_core.lm import Sampling
 from scicot_core.base_models import load_model
-from scicot_core.student import Student, default_adapters
+from scicot_core.lm import Sampling
 from scicot_core.questions import load_split, sample_questions
 from scicot_core.settings import Settings
+from scicot_core.student import Student, default_adapters
 
 
 def seconds_per_question(student: Student, questions, ks: list[int]) -> dict[int, list[float]]:

@@ -13,8 +13,8 @@ from pathlib import Path
 from . import formats, variants
 from .errors import ConfigError
 from .lm import Sampling
-from .student import Answer, Student, majority_label, mean_answer, with_prior
 from .questions import Question, Rationale
+from .student import Answer, Student, majority_label, mean_answer, with_prior
 
 VARIANTS = variants.NAMES
 PRIOR_GRID = tuple(round(0.1 * i, 1) for i in range(11))

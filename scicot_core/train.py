@@ -15,8 +15,8 @@ from pathlib import Path
 from . import formats
 from .distillation_set import DistillRecord, load_any, load_student_rationales, rationale_files
 from .errors import ConfigError
-from .student import STAGES
 from .questions import Question, load_split
+from .student import STAGES
 
 CONFIG_FILE = "scicot_train_config.json"
 LOG_FILE = "training_log.jsonl"

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from demo.cli import main
-from scicot_core.errors import TeacherError
 from scicot_core.base_models import SMOLLM2_HUB, ensure_smollm2, load_model, smollm2_gguf
+from scicot_core.errors import TeacherError
 from scicot_core.settings import Settings, TeacherEndpoint
 from scicot_core.teachers import HttpTeacher
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
+from scicot_core.base_models import load_model
 from scicot_core.distillation_set import load_distillation_set
 from scicot_core.errors import ConfigError, DataError
-from scicot_core.base_models import load_model
-from scicot_core.student import Student
 from scicot_core.questions import sample_items
+from scicot_core.student import Student
 from scicot_core.train import LOG_FILE, TrainConfig, examples, main, tokenize
 
 

@@ -10,8 +10,8 @@ from demo.cli import main
 from scicot_core import variants
 from scicot_core.errors import ConfigError
 from scicot_core.lm import Sampling
-from scicot_core.student import Answer, Student, majority_label, mean_answer, with_prior
 from scicot_core.questions import Choice, Question, sample_items
+from scicot_core.student import Answer, Student, majority_label, mean_answer, with_prior
 
 Q = Question("q", "What melts ice?", (Choice("A", "cold"), Choice("B", "heat"), Choice("C", "salt")), "B")
 
