@@ -3,6 +3,7 @@ real OpenAI-compatible server (`transformers serve`) as the HTTP teacher. Slow; 
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -99,3 +100,47 @@ def test_http_teacher_against_a_real_openai_compatible_server(served_model, samp
     done = [r for r in out if not isinstance(r, TeacherError)]
     assert done and all(len(r.text.split()) >= 5 and r.model_id == model for r in done)
     assert all("cut its reply off twice" in str(e) for e in out if isinstance(e, TeacherError))
+
+
+def test_a_non_editable_install_under_a_path_with_a_dot_and_a_space_serves_the_default_student(tmp_path, cache_dir):
+    """`pip install .` (not editable) puts the shipped adapters under site-packages-like folders
+    whose paths have dots; the default student must load them there and answer (PEFT refuses a
+    dot in an adapter name, so names must not be derived from the path as text)."""
+    root = Path(__file__).resolve().parents[1]
+    source, site = tmp_path / "source", tmp_path / "site v1.2"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, tracked):  # a copy of the tracked files: the build writes nothing into the work tree
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, source / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-compile", "--quiet", "--target", str(site), str(source)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    shipped = next(site.glob("scicot_core/adapters/*/rationale/adapter_config.json"), None)
+    assert shipped is not None, "the wheel left out the shipped adapters"
+    script = (
+        "import json, scicot_core\n"
+        "from scicot_core import asking\n"
+        "from scicot_core.base_models import load_model\n"
+        "from scicot_core.questions import sample_items\n"
+        "from scicot_core.settings import Settings\n"
+        "from scicot_core.student import Student, default_adapters\n"
+        "s = Settings.from_env()\n"
+        "found = default_adapters(None, s.student)\n"
+        "student = Student(load_model(s.student, s.cache_dir), adapters=found, max_rationale_tokens=24)\n"
+        "q = sample_items()[0][0]\n"
+        "*_, answered = asking.ask(q, student)\n"
+        "print(json.dumps({'package': scicot_core.__file__, 'stages': sorted(found), 'adapters': list(student.lm.adapters),\n"
+        "                  'label': answered.answer.label, 'labels': list(q.labels), 'model': student.model_id}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SCICOT_ADAPTERS", "SCICOT_STUDENT")}
+    env |= {"PYTHONPATH": str(site), "SCICOT_CACHE_DIR": str(cache_dir), "SCICOT_DATA_DIR": ""}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["package"].startswith(str(site)) and {"rationale", "answer"} <= set(out["stages"])
+    assert all("." not in name and " " not in name for name in out["adapters"])
+    assert out["label"] in out["labels"] and "LoRA[" in out["model"]
