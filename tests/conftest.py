@@ -252,16 +252,19 @@ def fake_openai():
 
 @pytest.fixture
 def app_deps(tmp_path, tiny_causal_dir):
-    """The app's dependencies around a tiny model and a fresh store."""
+    """The app's dependencies around a tiny model and a fresh store, in a folder whose name has a
+    dot and a space."""
     from annotations.store import Store
     from demo.deps import BASE_SET, Deps
     from scicot_core.base_models import load_model
     from scicot_core.settings import Settings
 
+    home = tmp_path / "scicot v1.2"  # a dot and a space: adapter names must not come from paths as text
+    home.mkdir()
     settings = Settings(
-        cache_dir=tmp_path / "cache",
-        db_path=tmp_path / "app.db",
-        distill_path=tmp_path / "distill.jsonl",
+        cache_dir=home / "cache",
+        db_path=home / "app.db",
+        distill_path=home / "distill.jsonl",
         reviewer_secret="sesame",
         student=str(tiny_causal_dir),
         compare_n=4,

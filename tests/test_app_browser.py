@@ -109,11 +109,21 @@ def test_the_whole_flow(page, app_server):
     page.click("#curate-retrain")
     page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('Retrain')", timeout=30_000)
     page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('choose')", timeout=180_000)
+    page.wait_for_function("document.querySelector('#retrain-status').innerText.includes('agrees with the teacher')", timeout=120_000)
+    status = page.inner_text("#retrain-status")
+    assert "On the same 4" in status and str(deps.settings.cache_dir) not in status  # the comparison, no server paths
     shot(page, "3-curate")
     tab(page, "Ask")
+    new_student = f"retrained {deps.retrain.snapshot()['name']}"
     page.click("#ask-set input")
-    assert page.get_by_role("option", name=f"retrained {deps.retrain.snapshot()['name']}").count() == 1
-    page.keyboard.press("Escape")
+    page.get_by_role("option", name=new_student).click()
+    page.click("#ask-go")
+    # the retrained stages write the student column this time (the first ask had the bare base)
+    page.wait_for_function("document.querySelector('#student-md').innerText.includes('LoRA[answer, rationale]')", timeout=120_000)
+    page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
+    [retrained] = [p for p in (deps.settings.cache_dir / "retrained").iterdir() if not p.name.endswith(".partial")]
+    assert "." in str(retrained) and " " in str(retrained)  # the loop ran in a folder whose path has both
+    shot(page, "3b-ask-with-the-retrained-student")
 
     tab(page, "Statistics")
     page.click("#stats-refresh")
