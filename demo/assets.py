@@ -66,7 +66,10 @@ SHORTCUTS_JS = """
 # Run after signing in: the name box lets go of the keyboard, so the shortcuts work at once.
 RELEASE_FOCUS_JS = "() => { document.activeElement?.blur(); }"
 
+# The container's overflow: hidden would stop the action bar from sticking; clip cuts the same
+# overflow without making the container a scroll box.
 CSS = """
+.gradio-container { overflow: clip !important; }
 .crit-active { outline: 3px solid #f59e0b !important; outline-offset: 2px; background: #fffbeb !important; }
 #rate-actions { position: sticky; bottom: 0; z-index: 20; padding: 8px 0;
   background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); }
@@ -77,6 +80,7 @@ CSS = """
 .score-row .wrap { flex-wrap: nowrap !important; }
 .score-row label { min-width: 0; }
 @media (max-width: 640px) {
+  #ask-run { flex-direction: column-reverse !important; }
   .gradio-container { padding: 4px !important; }
   .score-row .wrap label { padding: 6px 10px !important; }
   input.border-none { padding-right: 2em !important; text-overflow: ellipsis; }

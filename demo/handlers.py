@@ -215,7 +215,7 @@ def progress_html(progress: dict) -> str:
     done, remaining = int(progress["rater_done"]), int(progress["rater_remaining"])
     return (
         f'<div class="rate-progress"><progress value="{done}" max="{max(done + remaining, 1)}"></progress> '
-        f"<b>{done}</b> done · <b>{remaining}</b> to go · {int(progress['submitted_ratings'])} ratings by everyone</div>"
+        f"<span><b>{done}</b> done · <b>{remaining}</b> to go · {int(progress['submitted_ratings'])} ratings by everyone</span></div>"
     )
 
 

@@ -65,7 +65,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
     sources = deps.questions.sources()
     first = h.question_choices(deps, sources[0])
     with gr.Row():
-        mode = gr.Radio([("A listed question", "pick"), ("My own", "typed")], value="pick", label="Ask about", scale=1, elem_id="ask-mode")
+        mode = gr.Radio([("Listed", "pick"), ("My own", "typed")], value="pick", label="Ask about", scale=1, elem_id="ask-mode")
         source = gr.Dropdown(sources, value=sources[0], label="From", scale=1, elem_id="ask-source")
         sample = gr.Dropdown(first, value=first[0][1] if first else None, label="Question", scale=3, elem_id="ask-question")
     card = md(value=h.question_card(deps, "pick", sources[0], first[0][1]) if first else "", elem_id="ask-card")
@@ -83,7 +83,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
                 info=deps.teachers.endpoint_help(),
             )
             model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="ask-run"):
         adapter_set = student_dropdown(deps, elem_id="ask-set", scale=2)
         go = gr.Button("Ask teacher and student", variant="primary", elem_id="ask-go", scale=1)
     status = gr.Markdown(elem_id="ask-status")

@@ -59,9 +59,26 @@ def test_dataset_questions_come_with_their_stored_teacher_rationale(app_deps):
     assert result["teacher"]["note"].startswith("small stand-in teacher")  # no stored rationale for test splits
 
 
-def test_typed_question_uses_the_labelled_stand_in(app_deps):
-    *_, result = _ask(app_deps, mode="typed", stem="What melts ice?", choices="heat\ncold\n", key="a")[-1]
+def test_typed_question_uses_the_labelled_stand_in_and_shows_it_thinking(app_deps):
+    q = h.parse_question(app_deps, "typed", "", None, "What melts ice?", "heat\ncold\n", "a")
+    steps = list(h.ask(app_deps, q, "stand-in", "", "", BASE_SET, max_tokens=4, every=0.001))
+    *_, result = steps[-1]
     assert result["teacher"]["note"].startswith("small stand-in teacher") and result["question"]["answerKey"] == "A"
+    thinking = [step[0] for step in steps if step[0].startswith("*Thinking… ")]
+    assert thinking and all(re.fullmatch(r"\*Thinking… \d+ s\* \(.+\)", line) for line in thinking)
+    assert not steps[-1][0].startswith("*Thinking") and steps[-1][5].startswith("Took teacher ")
+
+
+def test_paced_marks_the_time_a_slow_step_takes():
+    import time
+
+    def slow():
+        yield 1
+        time.sleep(0.35)
+        yield 2
+
+    paced = list(h._paced(slow(), 0.1))
+    assert paced[0] == 1 and paced[-1] == 2 and 2 <= paced.count(None) <= 4 and len(paced) == paced.count(None) + 2
 
 
 @pytest.mark.parametrize(
