@@ -72,7 +72,8 @@ def distribution_figure(numbers: dict):
         ax.set_xticks(c.values)
         _whole_counts(ax)
     axes[0][0].set_ylabel("ratings")
-    axes[0][-1].legend(fontsize=8)
+    if any(numbers["distribution"][c.name] for c in criteria.CRITERIA):  # no legend for the empty placeholder bars
+        axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

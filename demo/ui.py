@@ -337,7 +337,7 @@ def stats_tab(deps: Deps, page: gr.Tab) -> gr.Dropdown:
         )
     with gr.Row():
         adapter_set = student_dropdown(deps)
-        n = gr.Slider(4, 100, value=12, step=4, label="Dev questions")
+        n = gr.Slider(4, 100, value=12, step=4, label="Dev questions", elem_id="stats-dev-n")
         run = gr.Button("Measure accuracy", elem_id="stats-accuracy")
     accuracy_md = gr.Markdown(elem_id="stats-accuracy-md")
     accuracy = gr.Plot(show_label=False, elem_id="stats-accuracy-plot")

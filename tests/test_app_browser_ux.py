@@ -128,6 +128,11 @@ def test_statistics_load_when_the_tab_opens(desktop, app_server):
     desktop.wait_for_function("document.querySelector('#stats-agreement')?.innerText.includes('submitted ratings')", timeout=30_000)
     assert "0.8 or more is good" in text(desktop, "#stats-agreement")
     desktop.wait_for_selector("#stats-distribution img", timeout=30_000)
+    desktop.fill("#stats-dev-n input[type=number]", "4")
+    desktop.press("#stats-dev-n input[type=number]", "Enter")
+    desktop.click("#stats-accuracy")
+    desktop.wait_for_function("document.querySelector('#stats-accuracy-md').innerText.includes('4 SciCoT sample set')", timeout=120_000)
+    desktop.wait_for_selector("#stats-accuracy-plot img", timeout=30_000)
     shot(desktop, "ux-5-stats-on-open")
 
 

@@ -233,3 +233,10 @@ def test_a_user_error_is_a_status_message_and_one_log_line_a_fault_is_raised(cap
     assert record.exc_info is None and "\n" not in record.getMessage()
     with pytest.raises(RuntimeError, match="a real fault"):
         wrapped("boom")
+
+
+def test_statistics_before_any_rating_are_empty_and_say_so(app_deps):
+    distribution, preference, summary = plots.stats(app_deps)
+    assert summary.startswith("0 submitted ratings from 0 raters") and "0.8 or more is good" in summary
+    assert all(ax.get_legend() is None and sum(p.get_height() for p in ax.patches) == 0 for ax in distribution.axes)
+    assert [t for t in preference.axes[0].get_yticks() if 0 <= t <= 1] == [0, 1]  # whole counts even with none
