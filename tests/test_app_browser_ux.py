@@ -142,6 +142,14 @@ def test_phone_ask_and_rate(phone, app_server):
     box = page.locator("#ask-go").bounding_box()
     assert box["y"] + box["height"] <= PHONE["height"]  # Ask on the first screen
     assert sample_items()[0][0].stem in text(page, "#ask-card")
+    for picker in ("#ask-source", "#ask-question"):  # the arrow beside the text, not over it
+        text_right, arrow_left = page.evaluate(
+            """(id) => { const i = document.querySelector(id + ' input'); const r = i.getBoundingClientRect();
+              const arrow = [...document.querySelectorAll(id + ' svg')].find(s => s.getBoundingClientRect().width > 0);
+              return [r.right - parseFloat(getComputedStyle(i).paddingRight), arrow.getBoundingClientRect().left]; }""",
+            picker,
+        )
+        assert text_right <= arrow_left
     queue_two(deps)
     tab(page, "Rate")
     page.fill("#rater-name input, #rater-name textarea", "pat")
