@@ -105,9 +105,11 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         sent = gr.Markdown(elem_id="ask-sent")
 
     def show_mode(m, src, sid):
-        return gr.Group(visible=m == "typed"), gr.Markdown(value=h.question_card(deps, m, src, sid), visible=m == "pick")
+        listed = m == "pick"
+        card_md = gr.Markdown(value=h.question_card(deps, m, src, sid), visible=listed)
+        return gr.Group(visible=not listed), card_md, gr.Dropdown(visible=listed), gr.Dropdown(visible=listed)
 
-    mode.change(reported(show_mode, 2, 1), [mode, source, sample], [typed, card], api_name="toggle_typed")
+    mode.change(reported(show_mode, 4, 1), [mode, source, sample], [typed, card, source, sample], api_name="toggle_typed")
 
     def pick_source(src):
         listed = h.question_choices(deps, src)

@@ -112,13 +112,16 @@ def test_ask_shows_the_question_sends_once_and_an_error_keeps_the_answer(desktop
 
     page.get_by_text("My own", exact=True).click()
     page.wait_for_selector("#ask-teacher", state="visible")
-    assert not page.locator("#ask-card").is_visible()
+    assert not any(page.locator(p).is_visible() for p in ("#ask-card", "#ask-source", "#ask-question"))
     page.fill("#ask-stem textarea", "Why?")
     page.fill("#ask-choices textarea", "only one")
     page.click("#ask-go")
     page.wait_for_function("document.querySelector('#ask-status').innerText.includes('Give 2 to 9 choices')", timeout=30_000)
     assert text(page, "#answer-md") == answer and no_error_badges(page)
     shot(page, "ux-4-ask-error-keeps-answer")
+    page.get_by_text("Listed", exact=True).click()  # back to the listed question, as it was
+    page.wait_for_selector("#ask-card", state="visible")
+    assert q.stem in text(page, "#ask-card") and q.id in page.input_value("#ask-question input")
 
 
 def test_statistics_load_when_the_tab_opens(desktop, app_server):
