@@ -21,6 +21,11 @@ class Criterion:
     maximum: int = 5
 
     @property
+    def label(self) -> str:
+        """The name as a reader sees it: `supports_answer` is "Supports answer"."""
+        return self.name.replace("_", " ").capitalize()
+
+    @property
     def values(self) -> tuple[int, ...]:
         """Every score a rater may give, lowest first."""
         return tuple(range(self.minimum, self.maximum + 1))
@@ -45,6 +50,7 @@ def scale() -> tuple[int, int]:
 
 # Which rationale the rater prefers for the question, when both a teacher and a student wrote one.
 PREFERENCES = ("teacher", "student", "tie", "both_bad")
+PREFERENCE_LABELS = {"teacher": "Teacher's", "student": "Student's", "tie": "Tie", "both_bad": "Both bad"}
 STATUSES = ("draft", "submitted", "discarded")
 DECISIONS = ("accept", "reject", "edit")
 SOURCES = ("teacher", "student", "human")

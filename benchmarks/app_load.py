@@ -57,7 +57,9 @@ def rater(url: str, name: str, n: int, results, kind: str) -> None:
         began = time.time()
         for _ in range(n):
             start = time.perf_counter()
-            call("/submit_rating", 4, 3, 5, "tie", "load test")
+            status = call("/submit_rating", 4, 3, 5, "tie", "load test")[0]
+            if not status.startswith("Saved"):  # a refusal comes back as the status line, not as an exception
+                raise RuntimeError(status)
             latencies.append(time.perf_counter() - start)
     except Exception as e:  # counted and reported, never hidden
         error = f"{name}: {e!r}"

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from annotations import criteria
 from annotations.criteria import MAX_RATIONALE_CHARS
@@ -13,7 +16,7 @@ from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import Question, Rationale, typed_question
 
 from .deps import MAX_LISTED, Deps
-from .render import probabilities_label, question_md, rationale_md, safe
+from .render import plain_model, probabilities_label, question_md, rationale_md, safe, seconds
 
 
 # -- Ask ---------------------------------------------------------------------------------------
@@ -35,30 +38,57 @@ def parse_question(
     return typed_question(stem, (choices_text or "").splitlines(), answer_key)
 
 
+def question_card(deps: Deps, mode: str, source: str, question_id: str | None) -> str:
+    """The picked question in full, every choice on its own line (a typed one shows in its boxes)."""
+    if mode != "pick":
+        return ""
+    return question_md(parse_question(deps, mode, source, question_id, "", "", None))
+
+
+STAGES = {"teacher_ms": "teacher", "stage1_ms": "student's rationale", "stage2_ms": "answer"}
+
+
 def ask(
-    deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int | None = None
+    deps: Deps, question: Question, teacher: str, url: str, model: str, adapter_set: str, max_tokens: int | None = None, every: float = 1.0
 ) -> Iterator[tuple]:
-    """Teacher | student | answer, streamed: `asking.ask`'s events rendered. Yields (teacher_md,
-    student_md, answer_md, {choice: probability}, baselines_md, info_md, result)."""
+    """Teacher | student | answer, streamed: `asking.ask`'s events rendered, with a "thinking"
+    line every `every` seconds while a teacher is asked. Yields (teacher_md, student_md,
+    answer_md, {choice: probability}, baselines_md, info_md, result)."""
     result = {"question": question.to_ai2() | {"source": question.source}, "teacher": None, "student": None, "answer": None}
-    shown = {"teacher": "", "student": "", "answer": "", "probs": {}, "baselines": [], "info": ""}
-    timings = {}
+    shown = {"teacher": "", "student": "*Loading the student…*", "answer": "", "probs": {}, "baselines": [], "info": ""}
+    timings, asked_at, asked_model = {}, None, ""
+
+    def view():
+        return (shown["teacher"], shown["student"], shown["answer"], shown["probs"], "", shown["info"], result)
+
     stored = deps.questions.stored_rationale(question.id)
     if stored:
         given = Rationale(question.id, stored[0], "teacher", stored[1], 0, "stored")
+        shown["teacher"] = rationale_md(stored[0], stored[1])
+        yield view()  # the stored rationale shows while the student loads
     else:
         given = deps.teachers.build(teacher, url, model)
     student = deps.students.student(adapter_set, max_tokens or base_models.max_tokens(deps.settings.student))
-    for event in asking.ask(question, student, given, baselines=True):
+    for event in _paced(asking.ask(question, student, given, baselines=True), every):
+        if event is None:
+            if asked_at is not None:
+                shown["teacher"] = f"*Thinking… {time.monotonic() - asked_at:.0f} s* ({safe(asked_model)})"
+                yield view()
+            continue
         if isinstance(event, asking.TeacherAsking):
-            yield (rationale_md("", f"asking {event.model_id}…"), "", "", {}, "", "", result)
+            asked_at, asked_model = time.monotonic(), event.model_id
+            shown["teacher"] = f"*Thinking… 0 s* ({safe(asked_model)})"
+            shown["student"] = "*Waiting for the teacher…*"
+            yield view()
         elif isinstance(event, asking.TeacherWrote):
-            r = event.rationale
+            asked_at, r = None, event.rationale
             result["teacher"] = {"text": r.text, "model_id": r.model_id, "note": r.note, "duration_ms": r.duration_ms}
             shown["teacher"] = rationale_md(r.text, r.model_id) if event.stored else rationale_md(r.text, r.model_id, r.note, r.duration_ms)
-            timings["teacher_ms"] = event.ms
+            if not event.stored:
+                timings["teacher_ms"] = event.ms
         elif isinstance(event, asking.StudentWriting):
-            yield (shown["teacher"], rationale_md(event.text + " ▌", student.model_id), "", {}, "", "", result)
+            shown["student"] = rationale_md(event.text + " ▌", student.model_id)
+            yield view()
         elif isinstance(event, asking.StudentWrote):
             timings["stage1_ms"] = event.ms
             result["student"] = {"text": event.texts[0], "model_id": event.model_id, "duration_ms": event.ms}
@@ -70,9 +100,30 @@ def ask(
         elif isinstance(event, asking.BaselineAnswered):
             a = event.answer
             shown["baselines"].append(f"- **{event.name}**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
-    baselines_md = "\n".join(shown["baselines"]) or "*No baseline adapters in this set.*"
-    info = " · ".join(f"{k[:-3]} {v} ms" for k, v in timings.items())
-    yield (shown["teacher"], shown["student"], shown["answer"], shown["probs"], baselines_md, info, result)
+    shown["info"] = "Took " + " · ".join(f"{STAGES[k]} {seconds(v)}" for k, v in timings.items())
+    listed = "\n".join(shown["baselines"]) or "*No baseline adapters in this set.*"
+    baselines_md = f"#### Baselines: the same student asked other ways\n\n{listed}"
+    yield (*view()[:4], baselines_md, shown["info"], result)
+
+
+_END = object()
+
+
+def _paced(events: Iterator, every: float) -> Iterator:
+    """`events`, with a None whenever the next one takes longer than `every` seconds (each next
+    runs on one worker thread, so the caller can show that time passes)."""
+    with ThreadPoolExecutor(1) as pool:
+        while True:
+            pending = pool.submit(next, events, _END)
+            while True:
+                try:
+                    event = pending.result(timeout=every)
+                    break
+                except FutureTimeout:
+                    yield None
+            if event is _END:
+                return
+            yield event
 
 
 def _answer_md(question: Question, answer) -> str:
@@ -81,10 +132,13 @@ def _answer_md(question: Question, answer) -> str:
 
 
 def send_to_queue(deps: Deps, result: dict | None) -> str:
-    """Store the question and both rationales, with provenance, for rating."""
+    """Store the question and both rationales, with provenance, for rating; marks `result` as
+    queued, so that a second click says so rather than queueing it again."""
     if not result or not result.get("student"):
         raise DataError("ask a question first; then send its result to the rating queue.")
     q = Question.from_ai2(result["question"], result["question"].get("source", "typed"))
+    if result.get("queued"):
+        return f"Already in the rating queue: question {safe(q.id)}. Ask another question to queue more."
     rationales = []
     if result.get("teacher"):
         t = result["teacher"]
@@ -92,7 +146,8 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
     s = result["student"]
     rationales.append(Rationale(q.id, s["text"] or "(empty)", "student", s["model_id"], s["duration_ms"], "two-stage student, stage 1"))
     ids = deps.store.add_question_with_rationales(q, rationales)
-    return f"Queued {len(ids)} rationale(s) for rating: question {q.id}."
+    result["queued"] = True
+    return f"Queued {len(ids)} rationale(s) for rating: question {safe(q.id)}."
 
 
 # -- Rate ---------------------------------------------------------------------------------------
@@ -124,28 +179,27 @@ def _signed_in(rater) -> str:
     return rater
 
 
-NOTHING_LEFT = "*Nothing left to rate: ask more questions or import a distillation set.*"
+NOTHING_LEFT = "Nothing left to rate: ask more questions or import a distillation set."
 
 
 def next_item(deps: Deps, rater: str) -> tuple:
-    """(question_md, rationale_md, other_md, progress_md, rationale_id, scores..., preference, comment, edit_text)."""
+    """(question_md, rationale_md, other_md, progress_html, rationale_id, scores..., preference,
+    comment, edit_text); the rationale id is empty when nothing is left to rate."""
     item = deps.store.next_item(_signed_in(rater))
-    progress = deps.store.progress(rater)
-    progress_md = (
-        f"**{progress['rater_done']}** done · **{progress['rater_remaining']}** to go · {progress['submitted_ratings']} ratings by everyone"
-    )
+    progress_md = progress_html(deps.store.progress(rater))
     if item is None:
-        return (NOTHING_LEFT, "", "", progress_md, "", *(None for _ in criteria.CRITERIA), None, "", "")
+        progress_md += f'<p class="rate-empty"><b>{NOTHING_LEFT}</b></p>'
+        return ("", "", "", progress_md, "", *(None for _ in criteria.CRITERIA), None, "", "")
     r = item.rationale
     draft = json.loads(item.draft["scores_json"]) if item.draft else {}
     others = (
-        "\n\n---\n\n".join(f"**{safe(s['source'])}** ({safe(s['model_id'])}):\n\n{safe(s['text'])}" for s in item.siblings)
+        "\n\n---\n\n".join(f"**{safe(s['source'])}** ({safe(plain_model(s['model_id']))}):\n\n{safe(s['text'])}" for s in item.siblings)
         or "*No other rationale for this question.*"
     )
     scores = tuple(draft.get(c.name) for c in criteria.CRITERIA)
     return (
         question_md(item.question),
-        rationale_md(r["text"], f"{r['source']} · {r['model_id']}"),
+        rationale_md(r["text"], f"{r['source']} · {plain_model(r['model_id'])}"),
         others,
         progress_md,
         r["id"],
@@ -156,17 +210,26 @@ def next_item(deps: Deps, rater: str) -> tuple:
     )
 
 
+def progress_html(progress: dict) -> str:
+    """The rater's place in the queue as a bar and a line of numbers (numbers only: nothing typed)."""
+    done, remaining = int(progress["rater_done"]), int(progress["rater_remaining"])
+    return (
+        f'<div class="rate-progress"><progress value="{done}" max="{max(done + remaining, 1)}"></progress> '
+        f"<span><b>{done}</b> done · <b>{remaining}</b> to go · {int(progress['submitted_ratings'])} ratings by everyone</span></div>"
+    )
+
+
 def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
     """values: one score per criterion of `criteria.CRITERIA`, in its order, then preference, then comment."""
     *scores, preference, comment = values
     _signed_in(rater)
     if not rationale_id:
         raise DataError("load a rationale first.")
-    missing = [c.name for c, v in zip(criteria.CRITERIA, scores) if v in (None, "")]
+    missing = [c.label for c, v in zip(criteria.CRITERIA, scores) if v in (None, "")]
     if missing:
         raise DataError(f"score every criterion before submitting (missing: {', '.join(missing)}).")
     deps.store.upsert_rating(rationale_id, rater, {c.name: v for c, v in zip(criteria.CRITERIA, scores)}, preference or None, comment or "")
-    return f"Saved your rating of {rationale_id}."
+    return f"Saved your rating of {safe(rationale_id)}."
 
 
 def skip_item(deps: Deps, rater: str, rationale_id: str) -> str:

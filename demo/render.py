@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import PurePath
 
 from scicot_core.questions import Question
 
@@ -21,11 +22,26 @@ def question_md(q: Question) -> str:
     return "\n".join(lines)
 
 
+def plain_model(model_id: str) -> str:
+    """A model id as a reader says it: `base + LoRA[a, b]` becomes `base with adapters a, b`; a
+    model loaded from a folder is named by the folder alone (the server's paths stay private)."""
+    base, _, adapters = model_id.partition(" + LoRA[")
+    base = PurePath(base).name if PurePath(base).is_absolute() else base
+    return f"{base} with adapters {adapters.rstrip(']')}" if adapters else base
+
+
+def seconds(ms: int) -> str:
+    """A duration in plain words: `0.4 s`, `9.3 s`, `2 min 5 s`."""
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
+
+
 def rationale_md(text: str, source: str, note: str = "", ms: int | None = None) -> str:
-    meta = f"*{safe(source)}*" + (f" · {safe(note)}" if note else "") + (f" · {ms} ms" if ms is not None else "")
+    meta = f"*{safe(plain_model(source))}*" + (f" · {safe(note)}" if note else "") + (f" · {seconds(ms)}" if ms is not None else "")
     return f"{safe(text) or '*(empty)*'}\n\n{meta}"
 
 
 def probabilities_label(probabilities: dict[str, float], question: Question) -> dict[str, float]:
     """Every choice's probability, keyed by its label and text, for a `gr.Label` chart."""
-    return {f"({label}) {question.choice(label).text}"[:60]: round(p, 4) for label, p in probabilities.items()}
+    return {f"({label}) {question.choice(label).text}": round(p, 4) for label, p in probabilities.items()}

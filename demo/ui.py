@@ -13,88 +13,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 import gradio as gr  # noqa: E402
 
 from annotations import criteria
-from annotations.criteria import DECISIONS, PREFERENCES
-from scicot_core.errors import ScicotError
+from annotations.criteria import DECISIONS, PREFERENCE_LABELS, PREFERENCES
 from scicot_core.questions import MAX_STEM_CHARS
 from scicot_core.settings import Settings
 
 from . import handlers as h
 from . import handlers_curate as hr
 from . import plots
+from .assets import CSS, RELEASE_FOCUS_JS, shortcuts_help, shortcuts_js
 from .deps import Deps
 from .render import LATEX
-
-
-def shortcuts_help() -> str:
-    low, high = criteria.scale()
-    return f"""**Keyboard shortcuts** (when not typing in a text box):
-`{low}`–`{high}` score the highlighted criterion and move to the next · `↑`/`↓` change criterion ·
-`t` teacher better · `s` student better · `i` tie · `b` both bad ·
-`Enter` submit · `k` skip · `n` next item"""
-
-
-def shortcuts_js() -> str:
-    """The Rate tab's keys; a digit picks that score of the highlighted criterion, if its scale has it."""
-    return SHORTCUTS_JS % [c.name for c in criteria.CRITERIA]
-
-
-SHORTCUTS_JS = """
-() => {
-  const crits = %s;
-  const prefs = {t: "teacher", s: "student", i: "tie", b: "both_bad"};
-  let active = 0;
-  const mark = () => crits.forEach((c, i) => {
-    const el = document.getElementById("crit-" + c);
-    if (el) el.style.boxShadow = i === active ? "0 0 0 3px #f59e0b" : "none";
-  });
-  const pick = (id, value) => {
-    const input = document.querySelector(`#${id} input[value="${value}"]`);
-    if (input) input.click();
-    return !!input;
-  };
-  document.addEventListener("keydown", (e) => {
-    const panel = document.getElementById("rate-panel");
-    if (!panel || panel.offsetParent === null || e.ctrlKey || e.metaKey || e.altKey) return;
-    const t = e.target;
-    if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"))) return;
-    if (e.key >= "0" && e.key <= "9") {
-      if (pick("crit-" + crits[active], e.key)) { active = (active + 1) %% crits.length; mark(); }
-    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      active = (active + (e.key === "ArrowDown" ? 1 : crits.length - 1)) %% crits.length; mark();
-    } else if (prefs[e.key]) { pick("pref", prefs[e.key]); }
-    else if (e.key === "Enter") { document.getElementById("rate-submit")?.click(); active = 0; mark(); }
-    else if (e.key === "k") { document.getElementById("rate-skip")?.click(); active = 0; mark(); }
-    else if (e.key === "n") { document.getElementById("rate-next")?.click(); active = 0; mark(); }
-    else return;
-    e.preventDefault();
-  });
-  setTimeout(mark, 500);
-}
-"""
-
-
-def friendly(fn):
-    """Domain errors become a `gr.Error` the user reads; nothing else is swallowed."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ScicotError as e:
-            raise gr.Error(str(e)) from None
-
-    return wrapper
-
-
-def friendly_stream(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            yield from fn(*args, **kwargs)
-        except ScicotError as e:
-            raise gr.Error(str(e)) from None
-
-    return wrapper
+from .reporting import friendly, reported, reported_stream
 
 
 def md(**kw) -> gr.Markdown:
@@ -120,8 +49,8 @@ def build_demo(deps: Deps) -> gr.Blocks:
             rate_tab(deps, rater, rationale_id)
         with gr.Tab("Curate & export", id="curate"):
             timer, retrain_md = curate_tab(deps, reviewer)
-        with gr.Tab("Statistics", id="stats"):
-            stats_set = stats_tab(deps)
+        with gr.Tab("Statistics", id="stats") as stats_page:
+            stats_set = stats_tab(deps, stats_page)
 
         def poll():
             # Retrained adapters join the student lists as soon as their run finishes.
@@ -137,25 +66,28 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
     sources = deps.questions.sources()
     first = h.question_choices(deps, sources[0])
     with gr.Row():
-        mode = gr.Radio([("Pick a question", "pick"), ("Type my own", "typed")], value="pick", label="Question", scale=1)
+        mode = gr.Radio([("Listed", "pick"), ("My own", "typed")], value="pick", label="Ask about", scale=1, elem_id="ask-mode")
         source = gr.Dropdown(sources, value=sources[0], label="From", scale=1, elem_id="ask-source")
         sample = gr.Dropdown(first, value=first[0][1] if first else None, label="Question", scale=3, elem_id="ask-question")
+    card = md(value=h.question_card(deps, "pick", sources[0], first[0][1]) if first else "", elem_id="ask-card")
     with gr.Group(visible=False) as typed:
-        stem = gr.Textbox(label="Question", lines=2, max_length=MAX_STEM_CHARS, elem_id="ask-stem")
+        stem = gr.Textbox(label="Your question", lines=2, max_length=MAX_STEM_CHARS, elem_id="ask-stem")
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
         key = gr.Textbox(label="Correct label, if you know it (the teacher then explains it)", max_lines=1)
-    with gr.Row():
         offered = deps.teachers.choices()
-        teacher = gr.Radio(offered, value=offered[0][1], label="Teacher for typed questions", elem_id="ask-teacher")
-        url = gr.Textbox(
-            label="Endpoint base URL",
-            placeholder="http://127.0.0.1:8000/v1",
-            value=deps.settings.endpoint.base_url if deps.settings.endpoint else "",
-            info=deps.teachers.endpoint_help(),
-        )
-        model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
-        adapter_set = student_dropdown(deps, elem_id="ask-set")
-    go = gr.Button("Ask teacher and student", variant="primary", elem_id="ask-go")
+        teacher = gr.Radio(offered, value=offered[0][1], label="Teacher", elem_id="ask-teacher")
+        with gr.Row():
+            url = gr.Textbox(
+                label="Endpoint base URL",
+                placeholder="http://127.0.0.1:8000/v1",
+                value=deps.settings.endpoint.base_url if deps.settings.endpoint else "",
+                info=deps.teachers.endpoint_help(),
+            )
+            model = gr.Textbox(label="Endpoint model", value=deps.settings.endpoint.model if deps.settings.endpoint else "")
+    with gr.Row(equal_height=True, elem_id="ask-run"):
+        adapter_set = student_dropdown(deps, elem_id="ask-set", scale=2)
+        go = gr.Button("Ask teacher and student", variant="primary", elem_id="ask-go", scale=1)
+    status = gr.Markdown(elem_id="ask-status")
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Teacher rationale")
@@ -167,40 +99,65 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
             gr.Markdown("### Answer (stage 2)")
             answer_md = md(elem_id="answer-md")
             probs = gr.Label(num_top_classes=9, show_heading=False, label="Probability of each choice", elem_id="answer-probs")
-    baselines = md(label="Baselines")
+    baselines = md(elem_id="ask-baselines")
     info = gr.Markdown(elem_id="ask-info")
     with gr.Row():
-        send = gr.Button("Send to the rating queue", elem_id="ask-send")
+        send = gr.Button("Send to the rating queue", interactive=False, elem_id="ask-send")
         sent = gr.Markdown(elem_id="ask-sent")
 
-    mode.change(lambda m: gr.Group(visible=m == "typed"), mode, typed, api_name="toggle_typed")
+    def show_mode(m, src, sid):
+        listed = m == "pick"
+        card_md = gr.Markdown(value=h.question_card(deps, m, src, sid), visible=listed)
+        return gr.Group(visible=not listed), card_md, gr.Dropdown(visible=listed), gr.Dropdown(visible=listed)
+
+    mode.change(reported(show_mode, 4, 1), [mode, source, sample], [typed, card, source, sample], api_name="toggle_typed")
 
     def pick_source(src):
         listed = h.question_choices(deps, src)
         return gr.Dropdown(choices=listed, value=listed[0][1] if listed else None)
 
     source.change(friendly(pick_source), source, sample, api_name="question_list")
+    sample.change(reported(functools.partial(h.question_card, deps), 1), [mode, source, sample], card, api_name="question_card")
 
-    @friendly_stream
     def run(m, src, sid, s, c, k, t, u, mo, aset):
         question = h.parse_question(deps, m, src, sid, s, c, k)
+        yield (*(gr.skip() for _ in range(7)), "", gr.Button(interactive=False), "")
         for teacher_text, student_text, answer_text, probs_by_choice, base, inf, res in h.ask(deps, question, t, u, mo, aset):
-            yield teacher_text, student_text, answer_text, probs_by_choice or None, base, inf, res
+            done = gr.Button(interactive=res["answer"] is not None)  # only the last step has the answer
+            yield teacher_text, student_text, answer_text, probs_by_choice or None, base, inf, res, "", done, gr.skip()
 
     go.click(
-        run,
+        reported_stream(run, 10, 7),
         [mode, source, sample, stem, choices, key, teacher, url, model, adapter_set],
-        [teacher_md, student_md, answer_md, probs, baselines, info, result],
+        [teacher_md, student_md, answer_md, probs, baselines, info, result, status, send, sent],
         api_name="ask",
     )
-    send.click(friendly(functools.partial(h.send_to_queue, deps)), result, sent, api_name="send_to_queue", concurrency_limit=None)
+
+    def send_once(res):
+        return h.send_to_queue(deps, res), res, gr.Button(interactive=False)
+
+    send.click(reported(send_once, 3), result, [sent, result, send], api_name="send_to_queue", concurrency_limit=None)
     return adapter_set
+
+
+def score_radios() -> list[gr.Radio]:
+    """One row of choices per criterion of `criteria.CRITERIA`, in its order."""
+    with gr.Row(elem_classes="score-row"):
+        return [
+            gr.Radio(
+                list(c.values),
+                label=f"{c.label}: {c.question} ({c.minimum} = {c.low}, {c.maximum} = {c.high})",
+                elem_id=f"crit-{c.name}",
+                min_width=240,
+            )
+            for c in criteria.CRITERIA
+        ]
 
 
 def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
     with gr.Column(elem_id="rate-panel"):
         typed = not deps.settings.on_space  # on a Space only the Hugging Face login names a rater
-        with gr.Row():
+        with gr.Row(equal_height=True):
             name = gr.Textbox(label="Your name", placeholder="e.g. ada", max_lines=1, elem_id="rater-name", scale=3, visible=typed)
             token = gr.Textbox(
                 label="Your token (leave empty the first time: you get one)",
@@ -214,51 +171,59 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
             if deps.settings.on_space:
                 gr.LoginButton()
         signed = gr.Markdown(elem_id="rater-signed")
-        progress = gr.Markdown(elem_id="rate-progress")
-        question = md(elem_id="rate-question")
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                gr.Markdown("#### Rationale to rate")
-                rationale = md(elem_id="rate-rationale")
-            with gr.Column():
-                gr.Markdown("#### The other rationale(s) for this question")
-                other = md(elem_id="rate-other")
-        scores = [
-            gr.Radio(
-                list(c.values), label=f"{c.name}: {c.question} ({c.minimum} = {c.low}, {c.maximum} = {c.high})", elem_id=f"crit-{c.name}"
+        progress = gr.HTML(elem_id="rate-progress")
+        with gr.Column(visible=False, elem_id="rate-item") as item_box:
+            question = md(elem_id="rate-question")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    gr.Markdown("#### Rationale to rate")
+                    rationale = md(elem_id="rate-rationale")
+                with gr.Column():
+                    gr.Markdown("#### The other rationale(s) for this question")
+                    other = md(elem_id="rate-other")
+            scores = score_radios()
+            preference = gr.Radio(
+                [(PREFERENCE_LABELS[p], p) for p in PREFERENCES], label="Which rationale is better for this question?", elem_id="pref"
             )
-            for c in criteria.CRITERIA
-        ]
-        preference = gr.Radio(list(PREFERENCES), label="Which rationale is better for this question?", elem_id="pref")
-        comment = gr.Textbox(label="Comment (optional)", lines=2, elem_id="rate-comment")
-        with gr.Row():
-            submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit")
-            skip = gr.Button("Skip (k)", elem_id="rate-skip")
-            nxt = gr.Button("Next (n)", elem_id="rate-next")
-        status = gr.Markdown(elem_id="rate-status")
-        with gr.Accordion("Edit this rationale", open=False):
-            edit = gr.Textbox(label="Edited rationale (saved as a human edit linked to the original)", lines=4, elem_id="rate-edit")
-            save = gr.Button("Save edit", elem_id="rate-save-edit")
-        gr.Markdown(shortcuts_help(), elem_id="shortcuts-help")
+            comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="rate-comment")
+            with gr.Row(elem_id="rate-actions", equal_height=True):
+                submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", min_width=120)
+                skip = gr.Button("Skip (k)", elem_id="rate-skip", min_width=80)
+                nxt = gr.Button("Next (n)", elem_id="rate-next", min_width=80)
+                status = gr.Markdown(elem_id="rate-status")
+            with gr.Accordion("Edit this rationale", open=False):
+                edit = gr.Textbox(label="Edited rationale (saved as a human edit linked to the original)", lines=4, elem_id="rate-edit")
+                save = gr.Button("Save edit", elem_id="rate-save-edit")
+            gr.Markdown(shortcuts_help(), elem_id="shortcuts-help")
 
-    item_outputs = [question, rationale, other, progress, rationale_id, *scores, preference, comment, edit]
+    item_outputs = [item_box, question, rationale, other, progress, rationale_id, *scores, preference, comment, edit]
+    n_item = len(item_outputs)
+
+    def shown(item: tuple) -> tuple:
+        return (gr.Column(visible=bool(item[4])), *item)
 
     def sign_in(typed_name, typed_token, profile: gr.OAuthProfile | None = None):
         who, message = h.sign_in(deps, profile, typed_name, typed_token)
-        return (who, message, *h.next_item(deps, who))
+        return (who, message, *shown(h.next_item(deps, who)))
 
-    sign.click(friendly(sign_in), [name, token], [rater, signed, *item_outputs], api_name="sign_in", concurrency_limit=None)
-    for box in (name, token):
-        box.submit(friendly(sign_in), [name, token], [rater, signed, *item_outputs], api_name=False)
-    load_next = friendly(functools.partial(h.next_item, deps))
-    nxt.click(load_next, rater, item_outputs, api_name="next_item", concurrency_limit=None)
+    for trigger in (sign.click, name.submit, token.submit):
+        trigger(
+            reported(sign_in, n_item + 2, 1),
+            [name, token],
+            [rater, signed, *item_outputs],
+            api_name="sign_in" if trigger == sign.click else False,
+            concurrency_limit=None,
+        ).then(None, js=RELEASE_FOCUS_JS)
+    nxt.click(
+        reported(lambda who: shown(h.next_item(deps, who)), n_item, 1), rater, item_outputs, api_name="next_item", concurrency_limit=None
+    )
 
     def submit_then_next(who, rid, *values):
         message = h.submit_rating(deps, who, rid, *values)
-        return (message, *h.next_item(deps, who))
+        return (message, *shown(h.next_item(deps, who)))
 
     submit.click(
-        friendly(submit_then_next),
+        reported(submit_then_next, n_item + 1),
         [rater, rationale_id, *scores, preference, comment],
         [status, *item_outputs],
         api_name="submit_rating",
@@ -266,11 +231,13 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
     )
 
     def skip_then_next(who, rid):
-        return (h.skip_item(deps, who, rid), *h.next_item(deps, who))
+        return (h.skip_item(deps, who, rid), *shown(h.next_item(deps, who)))
 
-    skip.click(friendly(skip_then_next), [rater, rationale_id], [status, *item_outputs], api_name="skip", concurrency_limit=None)
+    skip.click(
+        reported(skip_then_next, n_item + 1), [rater, rationale_id], [status, *item_outputs], api_name="skip", concurrency_limit=None
+    )
     save.click(
-        friendly(functools.partial(h.save_edit, deps)), [rater, rationale_id, edit], status, api_name="save_edit", concurrency_limit=None
+        reported(functools.partial(h.save_edit, deps), 1), [rater, rationale_id, edit], status, api_name="save_edit", concurrency_limit=None
     )
 
 
@@ -358,18 +325,28 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     return timer, retrain_md
 
 
-def stats_tab(deps: Deps) -> gr.Dropdown:
-    refresh = gr.Button("Refresh statistics", elem_id="stats-refresh")
+def stats_tab(deps: Deps, page: gr.Tab) -> gr.Dropdown:
+    with gr.Row():
+        gr.Markdown("Ratings submitted so far; they load when this tab opens.")
+        refresh = gr.Button("Refresh statistics", elem_id="stats-refresh", scale=0, min_width=180)
     agreement = md(elem_id="stats-agreement")
-    distribution = gr.Plot(label="Ratings per criterion, by rationale source")
-    preference = gr.Plot(label="Teacher vs student preference")
-    refresh.click(friendly(functools.partial(plots.stats, deps)), None, [distribution, preference, agreement], api_name="stats")
+    gr.Markdown("#### How raters scored each criterion, by who wrote the rationale")
+    distribution = gr.Plot(show_label=False, elem_id="stats-distribution")
+    gr.Markdown("#### Which rationale raters preferred")
+    preference = gr.Plot(show_label=False, elem_id="stats-preference")
+    for trigger in (refresh.click, page.select):
+        trigger(
+            friendly(functools.partial(plots.stats, deps)),
+            None,
+            [distribution, preference, agreement],
+            api_name="stats" if trigger == refresh.click else False,
+        )
     with gr.Row():
         adapter_set = student_dropdown(deps)
-        n = gr.Slider(4, 100, value=12, step=4, label="Dev questions")
+        n = gr.Slider(4, 100, value=12, step=4, label="Dev questions", elem_id="stats-dev-n")
         run = gr.Button("Measure accuracy", elem_id="stats-accuracy")
     accuracy_md = gr.Markdown(elem_id="stats-accuracy-md")
-    accuracy = gr.Plot(label="Accuracy by variant")
+    accuracy = gr.Plot(show_label=False, elem_id="stats-accuracy-plot")
     run.click(
         friendly(functools.partial(plots.student_accuracy, deps)), [adapter_set, n], [accuracy, accuracy_md], api_name="student_accuracy"
     )
@@ -379,7 +356,7 @@ def stats_tab(deps: Deps) -> gr.Dropdown:
 def launch_options(settings: Settings | None = None) -> dict:
     """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
     settings, also the exports folder, the one place outside its own that Gradio may serve from."""
-    options = {"js": shortcuts_js(), "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    options = {"js": shortcuts_js(), "css": CSS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
     if settings is not None:
         options["allowed_paths"] = [str(hr.export_dir(settings))]
     return options

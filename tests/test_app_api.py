@@ -55,24 +55,27 @@ def test_ask_send_sign_in_rate_over_the_api(client, app_server):
     )
 
 
-def test_errors_come_back_as_messages_and_store_nothing(client, app_server):
+def test_errors_come_back_as_messages_and_store_nothing(client, app_server, capfd, caplog):
     deps = app_server[1]
-    with pytest.raises(Exception, match="give 2 to 9 choices"):
-        client.predict(
-            "typed", "SciCoT sample set", None, "Why?", "only one", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask"
-        )
+    out = client.predict(
+        "typed", "SciCoT sample set", None, "Why?", "only one", "", "stand-in", "", "", "base model (no adapters)", api_name="/ask"
+    )
+    assert out[6] == "⚠️ Give 2 to 9 choices (you gave 1)." and out[0] == {"__type__": "update"}  # the previous answer stays
     q = sample_items()[0][0]
     deps.store.add_questions([q])
     deps.store.add_rationale(Rationale(q.id, "Some text.", "teacher", "m"))
     client.predict("ann", "", api_name="/sign_in")
     before = deps.store.counts()
-    with pytest.raises(Exception, match="HTML"):
-        client.predict(5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")
-    with pytest.raises(Exception, match="score every criterion"):
-        client.predict(5, None, 5, "tie", "", api_name="/submit_rating")
-    with pytest.raises(Exception, match="sign in as a reviewer"):
+    status, *rest = client.predict(5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")
+    assert "HTML" in status and all(r["__type__"] == "update" for r in rest)  # the scores chosen stay
+    status, *rest = client.predict(5, None, 5, "tie", "", api_name="/submit_rating")
+    assert status == "⚠️ Score every criterion before submitting (missing: Clarity)."
+    with pytest.raises(Exception, match="Sign in as a reviewer"):
         client.predict("jsonl", True, 0, 0, api_name="/export")
     assert deps.store.counts() == before
+    refused = [r.getMessage() for r in caplog.records if r.name == "scicot.app"]
+    assert len(refused) == 4 and refused[2].startswith("refused submit_then_next: score every criterion")
+    assert "Traceback" not in capfd.readouterr().err  # one line per user error, no traceback
 
 
 def test_html_in_a_typed_question_is_not_stored_through_send_to_queue(client, app_server):
@@ -83,8 +86,7 @@ def test_html_in_a_typed_question_is_not_stored_through_send_to_queue(client, ap
     )
     assert out[2].startswith("### (")  # asking is fine (the app shows text escaped); storing it is not
     before = deps.store.counts()
-    with pytest.raises(Exception, match="question stem contains HTML"):
-        client.predict(api_name="/send_to_queue")
+    assert client.predict(api_name="/send_to_queue").startswith("⚠️ Question stem contains HTML such as &lt;script&gt;")
     assert deps.store.counts() == before
 
 

@@ -3,6 +3,7 @@ keyboard -> edit -> curate -> export download -> stats, with screenshots saved a
 and stored HTML staying inert."""
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+ARTIFACTS = Path(os.environ.get("SCICOT_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -146,6 +147,7 @@ def test_stored_html_stays_inert(page, app_server):
     tab(page, "Rate")
     page.fill("#rater-name textarea, #rater-name input", "eve")
     page.click("#rater-sign-in")
+    page.wait_for_selector("#rate-rationale", timeout=30_000)  # the item's controls show once signed in
     page.wait_for_function("document.querySelector('#rate-rationale').innerText.includes('onerror')", timeout=30_000)
     page.wait_for_timeout(1000)
     assert page.evaluate("window.__xss") is None

@@ -1,5 +1,7 @@
 """The app's handlers called directly, on a tiny model and a real store."""
 
+import re
+
 import pytest
 from conftest import SHARED_DATA, needs_shared
 
@@ -29,11 +31,13 @@ def test_ask_a_sample_streams_then_answers(app_deps):
     teacher_md, student_md, answer_md, rows, baselines, info, result = steps[-1]
     assert "hand-written reference rationale" in teacher_md and answer_md.startswith("### (")
     assert len(rows) == 4 and abs(sum(rows.values()) - 1) < 1e-3 and all(k.startswith("(") for k in rows)
-    assert result["answer"]["label"] in "ABCD" and "stage1" in info and "No baseline adapters" in baselines
+    assert result["answer"]["label"] in "ABCD" and "student's rationale" in info and "No baseline adapters" in baselines
+    assert baselines.startswith("#### Baselines") and " ms" not in info + student_md
     # The student's rationale arrives in pieces: each shows more of the final text, which the last step shows whole.
     final = _shown(student_md)
     assert final == safe(result["student"]["text"]) and final.strip()
-    partial = [_shown(step[1]) for step in steps[:-1] if step[1]]
+    partial = [_shown(step[1]) for step in steps[:-1] if not step[1].startswith("*")]  # "*Loading the student…*" first
+    assert steps[0][0] == teacher_md and steps[0][1] == "*Loading the student…*"  # the stored rationale at once
     assert len(set(partial)) >= 2 and all(final.startswith(p) for p in partial)
     assert [len(p) for p in partial] == sorted(len(p) for p in partial)
 
@@ -55,9 +59,26 @@ def test_dataset_questions_come_with_their_stored_teacher_rationale(app_deps):
     assert result["teacher"]["note"].startswith("small stand-in teacher")  # no stored rationale for test splits
 
 
-def test_typed_question_uses_the_labelled_stand_in(app_deps):
-    *_, result = _ask(app_deps, mode="typed", stem="What melts ice?", choices="heat\ncold\n", key="a")[-1]
+def test_typed_question_uses_the_labelled_stand_in_and_shows_it_thinking(app_deps):
+    q = h.parse_question(app_deps, "typed", "", None, "What melts ice?", "heat\ncold\n", "a")
+    steps = list(h.ask(app_deps, q, "stand-in", "", "", BASE_SET, max_tokens=4, every=0.001))
+    *_, result = steps[-1]
     assert result["teacher"]["note"].startswith("small stand-in teacher") and result["question"]["answerKey"] == "A"
+    thinking = [step[0] for step in steps if step[0].startswith("*Thinking… ")]
+    assert thinking and all(re.fullmatch(r"\*Thinking… \d+ s\* \(.+\)", line) for line in thinking)
+    assert not steps[-1][0].startswith("*Thinking") and steps[-1][5].startswith("Took teacher ")
+
+
+def test_paced_marks_the_time_a_slow_step_takes():
+    import time
+
+    def slow():
+        yield 1
+        time.sleep(0.35)
+        yield 2
+
+    paced = list(h._paced(slow(), 0.1))
+    assert paced[0] == 1 and paced[-1] == 2 and 2 <= paced.count(None) <= 4 and len(paced) == paced.count(None) + 2
 
 
 @pytest.mark.parametrize(
@@ -82,14 +103,19 @@ def test_bad_questions_store_nothing(app_deps, kw, message):
 def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     *_, result = _ask(app_deps)[-1]
     assert h.send_to_queue(app_deps, result).startswith("Queued 2 rationale(s)")
+    before = app_deps.store.counts()
+    assert h.send_to_queue(app_deps, result).startswith("Already in the rating queue")
+    assert app_deps.store.counts() == before
     with pytest.raises(DataError, match="ask a question first"):
         h.send_to_queue(app_deps, None)
     who, signed = h.sign_in(app_deps, None, " ann ")
     assert who == "ann" and "Your token: `" in signed and "not shown again" in signed
     item = h.next_item(app_deps, who)
     rid = item[4]
-    assert "0** done" in item[3] and rid.startswith("r-")
-    with pytest.raises(DataError, match="score every criterion"):
+    model_folder = result["student"]["model_id"]
+    assert model_folder.startswith("/") and model_folder not in item[1] + item[2]  # no server path shown
+    assert '<progress value="0" max="2">' in item[3] and "<b>2</b> to go" in item[3] and rid.startswith("r-")
+    with pytest.raises(DataError, match=r"score every criterion before submitting \(missing: Clarity\)"):
         h.submit_rating(app_deps, who, rid, 5, None, 4, "teacher", "")
     assert app_deps.store.counts()["ratings"] == 0
     h.submit_rating(app_deps, who, rid, 5, 4, 5, "teacher", "clear")
@@ -116,13 +142,16 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     distribution, preference, summary = plots.stats(app_deps)
     assert "1 submitted ratings from 1 raters" in summary
     source = next(r[2] for r in rows if r[0] == rid)
-    assert [ax.get_title() for ax in distribution.axes] == ["correctness", "clarity", "supports_answer"]
+    assert [ax.get_title() for ax in distribution.axes] == ["Correctness", "Clarity", "Supports answer"]
+    assert "Agreement* is how far raters" in summary and "| Supports answer | n/a |" in summary
     for ax, given in zip(distribution.axes, (5, 4, 5)):  # one bar per score 1-5, one rating at the score given
         assert [int(t) for t in ax.get_xticks()] == [1, 2, 3, 4, 5] and ax.get_legend_handles_labels()[1] == [source]
         assert [p.get_height() for p in ax.patches] == [1 if score == given else 0 for score in range(1, 6)]
     [ax] = preference.axes
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["teacher", "student", "tie", "both_bad"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Teacher's", "Student's", "Tie", "Both bad"]
     assert [p.get_height() for p in ax.patches] == [1, 0, 0, 0]
+    for ax in (*distribution.axes, preference.axes[0]):  # counts in whole numbers only
+        assert all(float(t).is_integer() for t in ax.get_yticks())
 
 
 def test_reviewer_actions_refused_without_the_role(app_deps):
@@ -143,7 +172,8 @@ def test_student_accuracy_on_the_sample_set(app_deps):
     assert "zero-shot" in text and "two-stage" in text and "4 SciCoT sample set questions" in text
     [ax] = fig.axes
     shown = {t.get_text(): p.get_height() for t, p in zip(ax.get_xticklabels(), ax.patches)}
-    assert "4 SciCoT sample set questions" in ax.get_title() and {"zero-shot", "two-stage"} <= set(shown)
+    title = " ".join(ax.get_title().split())
+    assert re.fullmatch(r"tiny-causal\d+ on 4 SciCoT sample set questions", title) and {"zero-shot", "two-stage"} <= set(shown)
     for variant, height in shown.items():  # each bar is that variant's accuracy as the text gives it: 0, 25, 50, 75 or 100%
         assert height in (0, 25, 50, 75, 100) and f"**{variant}** {height / 100:.0%}" in text
 
@@ -184,3 +214,35 @@ def test_retrain_in_the_background_then_the_adapters_are_selectable(app_deps):
     assert student.has("rationale") and student.has("answer") and "LoRA[answer, rationale]" in student.model_id
     *_, result = list(h.ask(app_deps, items[0][0], "stand-in", "", "", name, max_tokens=4))[-1]
     assert result["student"]["model_id"].endswith("LoRA[answer, rationale]")
+
+
+def test_a_user_error_is_a_status_message_and_one_log_line_a_fault_is_raised(caplog):
+    import gradio as gr
+
+    from demo.reporting import reported
+
+    def submit(score):
+        if score is None:
+            raise DataError("score every criterion before submitting (missing: Clarity).")
+        if score == "boom":
+            raise RuntimeError("a real fault")
+        return "saved", score
+
+    wrapped = reported(submit, 2, status=0)
+    assert wrapped(4) == ("saved", 4)
+    with caplog.at_level("INFO", logger="scicot.app"):
+        status, kept = wrapped(None)
+    assert status == "⚠️ Score every criterion before submitting (missing: Clarity)."
+    assert kept == gr.skip()  # what the user entered stays as it was
+    [record] = caplog.records
+    assert record.getMessage() == "refused submit: score every criterion before submitting (missing: Clarity)."
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    with pytest.raises(RuntimeError, match="a real fault"):
+        wrapped("boom")
+
+
+def test_statistics_before_any_rating_are_empty_and_say_so(app_deps):
+    distribution, preference, summary = plots.stats(app_deps)
+    assert summary.startswith("0 submitted ratings from 0 raters") and "0.8 or more is good" in summary
+    assert all(ax.get_legend() is None and sum(p.get_height() for p in ax.patches) == 0 for ax in distribution.axes)
+    assert [t for t in preference.axes[0].get_yticks() if 0 <= t <= 1] == [0, 1]  # whole counts even with none
