@@ -78,6 +78,9 @@ CSS = """
 #ask-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 4px 12px; }
 #answer-probs .label-name, #answer-probs .text { white-space: normal !important; overflow-wrap: anywhere; }
 .score-row .wrap { flex-wrap: nowrap !important; }
+.clickable-rows tbody tr { cursor: pointer; }
+.clickable-rows tbody tr:hover td { background: var(--background-fill-secondary) !important; }
+.hint { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .score-row label { min-width: 0; }
 @media (max-width: 640px) {
   #ask-run { flex-direction: column-reverse !important; }

@@ -17,7 +17,7 @@ from scicot_core.settings import Settings
 
 from . import retrain
 from .deps import Deps
-from .render import safe
+from .render import plain_model, safe
 
 EXPORT_KEEP_S = 86_400
 CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "mean", "spread", "decision"]
@@ -52,8 +52,17 @@ def candidates(deps: Deps, reviewer: str, min_mean: float, min_raters: int, max_
         ):
             continue
         decision = row["decision"]["decision"] if row["decision"] else ""
-        rows.append([r["id"], row["question"].stem[:80], r["source"], r["model_id"][:40], len(ratings), mean, spread, decision])
+        rows.append([r["id"], _cut(row["question"].stem, 80), r["source"], _cut(plain_model(r["model_id"]), 40), len(ratings), mean, spread, decision])
     return rows[:500]
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word where one is near, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip(" ,.;:") + "…"
 
 
 def show_candidate(deps: Deps, rationale_id: str) -> tuple[str, str]:

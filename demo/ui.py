@@ -254,8 +254,10 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         min_raters = gr.Number(value=0, precision=0, minimum=0, label="Minimum raters")
         max_spread = gr.Slider(0, high - low, value=high - low, step=0.5, label="Maximum disagreement (range of raters' means)")
         refresh = gr.Button("Show rationales", elem_id="curate-refresh")
+    gr.Markdown("Click a row to open its rationale below (or paste its id).", elem_classes=["hint"])
     table = gr.Dataframe(
         headers=hr.CANDIDATE_HEADERS,
+        elem_classes=["clickable-rows"],
         interactive=False,
         max_height=320,
         wrap=True,
@@ -288,40 +290,46 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         message = hr.become_reviewer(deps, n, s)
         return n.strip(), message
 
-    become.click(friendly(sign_in), [name, secret], [reviewer, who], api_name="reviewer_sign_in", concurrency_limit=None)
-    refresh.click(
-        friendly(functools.partial(hr.candidates, deps)),
-        [reviewer, min_mean, min_raters, max_spread],
-        table,
-        api_name="candidates",
-        concurrency_limit=None,
-    )
+    def listed(*filters):
+        rows = hr.candidates(deps, *filters)
+        return rows, f"{len(rows)} rationale(s) listed." if rows else "No rationale matches these filters."
+
+    become.click(reported(sign_in, 2, 1), [name, secret], [reviewer, who], api_name="reviewer_sign_in", concurrency_limit=None)
+    refresh.click(reported(listed, 2, 1), [reviewer, min_mean, min_raters, max_spread], [table, done], api_name="candidates", concurrency_limit=None)
 
     def on_select(evt: gr.SelectData, rows):
         rid = rows.iloc[evt.index[0], 0] if hasattr(rows, "iloc") else rows[evt.index[0]][0]
         return (rid, *hr.show_candidate(deps, rid))
 
-    table.select(friendly(on_select), table, [selected, preview, edited], api_name=False)
+    table.select(reported(on_select, 3, 1), table, [selected, preview, edited], api_name=False)
     selected.submit(
-        friendly(lambda rid: (rid, *hr.show_candidate(deps, rid))),
+        reported(lambda rid: (rid, *hr.show_candidate(deps, rid)), 3, 1),
         selected,
         [selected, preview, edited],
         api_name="show_candidate",
         concurrency_limit=None,
     )
+    def decided(who_, rid, *rest):
+        message = hr.decide(deps, who_, rid, *rest[:4])
+        rows = hr.candidates(deps, who_, *rest[4:])  # the decision shows in the table at once
+        return message, rows
+
     apply.click(
-        friendly(functools.partial(hr.decide, deps)),
-        [reviewer, selected, decision, reason, edited, answer_key],
-        done,
+        reported(decided, 2, 0),
+        [reviewer, selected, decision, reason, edited, answer_key, min_mean, min_raters, max_spread],
+        [done, table],
         api_name="decide",
         concurrency_limit=None,
     )
-    export.click(
-        friendly(functools.partial(hr.export_file, deps)), [reviewer, fmt, accepted_only, min_mean, min_raters], download, api_name="export"
-    )
-    append.click(friendly(functools.partial(hr.append_accepted, deps)), reviewer, done, api_name="append_accepted", concurrency_limit=None)
-    retrain.click(friendly(functools.partial(hr.start_retrain, deps)), [reviewer, steps], retrain_md, api_name="retrain")
-    cancel.click(friendly(functools.partial(hr.cancel_retrain, deps)), reviewer, retrain_md, api_name="cancel_retrain")
+
+    def exported(*args):
+        path = hr.export_file(deps, *args)
+        return path, "Exported: the file is ready under Download."
+
+    export.click(reported(exported, 2, 1), [reviewer, fmt, accepted_only, min_mean, min_raters], [download, done], api_name="export")
+    append.click(reported(functools.partial(hr.append_accepted, deps), 1), reviewer, done, api_name="append_accepted", concurrency_limit=None)
+    retrain.click(reported(functools.partial(hr.start_retrain, deps), 1), [reviewer, steps], retrain_md, api_name="retrain")
+    cancel.click(reported(functools.partial(hr.cancel_retrain, deps), 1), reviewer, retrain_md, api_name="cancel_retrain")
     return timer, retrain_md
 
 

@@ -70,8 +70,8 @@ def test_errors_come_back_as_messages_and_store_nothing(client, app_server, capf
     assert "HTML" in status and all(r["__type__"] == "update" for r in rest)  # the scores chosen stay
     status, *rest = client.predict(5, None, 5, "tie", "", api_name="/submit_rating")
     assert status == "⚠️ Score every criterion before submitting (missing: Clarity)."
-    with pytest.raises(Exception, match="Sign in as a reviewer"):
-        client.predict("jsonl", True, 0, 0, api_name="/export")
+    download, status = client.predict("jsonl", True, 0, 0, api_name="/export")
+    assert download == {"__type__": "update"} and status.startswith("⚠️ Sign in as a reviewer")  # no badge over the form
     assert deps.store.counts() == before
     refused = [r.getMessage() for r in caplog.records if r.name == "scicot.app"]
     assert len(refused) == 4 and refused[2].startswith("refused submit_then_next: score every criterion")
@@ -96,7 +96,7 @@ def test_an_export_downloads_from_the_exports_folder(client, app_server):
     deps.store.add_questions([q])
     deps.store.add_rationale(Rationale(q.id, text, "teacher", "m"))
     client.predict("rev", "sesame", api_name="/reviewer_sign_in")
-    path = client.predict("jsonl", False, 0, 0, api_name="/export")
-    assert open(path).read().count("\n") == 1
+    path, status = client.predict("jsonl", False, 0, 0, api_name="/export")
+    assert open(path).read().count("\n") == 1 and status.startswith("Exported")
     [written] = (deps.settings.cache_dir / "exports").iterdir()
     assert written.name.startswith("scicot-distill-") and written.read_bytes() == open(path, "rb").read()

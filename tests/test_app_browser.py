@@ -97,6 +97,8 @@ def test_the_whole_flow(page, app_server):
     page.wait_for_function("document.querySelector('#curate-preview').innerText.length > 20")
     page.click("#curate-apply")
     page.wait_for_function("document.querySelector('#curate-done').innerText.includes('accept recorded')")
+    page.wait_for_function("document.querySelector('#curate-table').innerText.includes('accept')")  # shown at once
+    assert page.eval_on_selector("#curate-table tbody tr", "r => getComputedStyle(r).cursor") == "pointer"
     page.click("#curate-export")
     link = page.wait_for_selector("#curate-download a", timeout=30_000)
     with page.expect_download() as download:
@@ -120,7 +122,7 @@ def test_the_whole_flow(page, app_server):
     page.get_by_role("option", name=new_student).click()
     page.click("#ask-go")
     # the retrained stages write the student column this time (the first ask had the bare base)
-    page.wait_for_function("document.querySelector('#student-md').innerText.includes('LoRA[answer, rationale]')", timeout=120_000)
+    page.wait_for_function("document.querySelector('#student-md').innerText.includes('with adapters answer, rationale')", timeout=120_000)
     page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
     [retrained] = [p for p in (deps.settings.cache_dir / "retrained").iterdir() if not p.name.endswith(".partial")]
     assert "." in str(retrained) and " " in str(retrained)  # the loop ran in a folder whose path has both

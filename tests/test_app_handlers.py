@@ -133,6 +133,9 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert {r[2] for r in rows} == {"teacher", "student", "human"}
     rated = next(r for r in rows if r[0] == rid)
     assert rated[4:7] == [1, 4.67, 0.0]
+    student_row = next(r for r in rows if r[2] == "student")
+    assert student_row[3] and "/" not in student_row[3]  # the model by its folder's name, no server path
+    assert all(len(r[1]) <= 80 and (r[1].endswith("…") or len(r[1]) < 80) for r in rows)
     assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "")
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
     assert path.endswith(".jsonl") and open(path).read().count("\n") == 1
@@ -246,3 +249,12 @@ def test_statistics_before_any_rating_are_empty_and_say_so(app_deps):
     assert summary.startswith("0 submitted ratings from 0 raters") and "0.8 or more is good" in summary
     assert all(ax.get_legend() is None and sum(p.get_height() for p in ax.patches) == 0 for ax in distribution.axes)
     assert [t for t in preference.axes[0].get_yticks() if 0 <= t <= 1] == [0, 1]  # whole counts even with none
+
+
+def test_long_text_in_the_curate_table_is_cut_at_a_word_with_an_ellipsis():
+    from demo.handlers_curate import _cut
+
+    stem = "A student pushes a heavy box across a floor so that it slides at a constant speed and then stops suddenly"
+    cut = _cut(stem, 40)
+    assert cut == "A student pushes a heavy box across a…" and len(cut) <= 40
+    assert _cut("short", 40) == "short" and _cut("x" * 50, 10) == "x" * 9 + "…"
