@@ -52,7 +52,18 @@ def candidates(deps: Deps, reviewer: str, min_mean: float, min_raters: int, max_
         ):
             continue
         decision = row["decision"]["decision"] if row["decision"] else ""
-        rows.append([r["id"], _cut(row["question"].stem, 80), r["source"], _cut(plain_model(r["model_id"]), 40), len(ratings), mean, spread, decision])
+        rows.append(
+            [
+                r["id"],
+                _cut(row["question"].stem, 80),
+                r["source"],
+                _cut(plain_model(r["model_id"]), 40),
+                len(ratings),
+                mean,
+                spread,
+                decision,
+            ]
+        )
     return rows[:500]
 
 

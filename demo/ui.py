@@ -295,7 +295,9 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         return rows, f"{len(rows)} rationale(s) listed." if rows else "No rationale matches these filters."
 
     become.click(reported(sign_in, 2, 1), [name, secret], [reviewer, who], api_name="reviewer_sign_in", concurrency_limit=None)
-    refresh.click(reported(listed, 2, 1), [reviewer, min_mean, min_raters, max_spread], [table, done], api_name="candidates", concurrency_limit=None)
+    refresh.click(
+        reported(listed, 2, 1), [reviewer, min_mean, min_raters, max_spread], [table, done], api_name="candidates", concurrency_limit=None
+    )
 
     def on_select(evt: gr.SelectData, rows):
         rid = rows.iloc[evt.index[0], 0] if hasattr(rows, "iloc") else rows[evt.index[0]][0]
@@ -309,6 +311,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         api_name="show_candidate",
         concurrency_limit=None,
     )
+
     def decided(who_, rid, *rest):
         message = hr.decide(deps, who_, rid, *rest[:4])
         rows = hr.candidates(deps, who_, *rest[4:])  # the decision shows in the table at once
@@ -327,7 +330,9 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         return path, "Exported: the file is ready under Download."
 
     export.click(reported(exported, 2, 1), [reviewer, fmt, accepted_only, min_mean, min_raters], [download, done], api_name="export")
-    append.click(reported(functools.partial(hr.append_accepted, deps), 1), reviewer, done, api_name="append_accepted", concurrency_limit=None)
+    append.click(
+        reported(functools.partial(hr.append_accepted, deps), 1), reviewer, done, api_name="append_accepted", concurrency_limit=None
+    )
     retrain.click(reported(functools.partial(hr.start_retrain, deps), 1), [reviewer, steps], retrain_md, api_name="retrain")
     cancel.click(reported(functools.partial(hr.cancel_retrain, deps), 1), reviewer, retrain_md, api_name="cancel_retrain")
     return timer, retrain_md

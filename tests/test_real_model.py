@@ -113,7 +113,19 @@ def test_a_non_editable_install_under_a_path_with_a_dot_and_a_space_serves_the_d
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, source / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-compile", "--quiet", "--target", str(site), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-compile",
+            "--quiet",
+            "--target",
+            str(site),
+            str(source),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
