@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import re
 from pathlib import PurePath
 
 from scicot_core.questions import Question
@@ -24,10 +25,14 @@ def question_md(q: Question) -> str:
 
 def plain_model(model_id: str) -> str:
     """A model id as a reader says it: `base + LoRA[a, b]` becomes `base with adapters a, b`; a
-    model loaded from a folder is named by the folder alone (the server's paths stay private)."""
+    model loaded from a folder is named by the folder alone, also where its path ends a longer id
+    ("human edit of /srv/models/x" becomes "human edit of x"): the server's paths stay private."""
     base, _, adapters = model_id.partition(" + LoRA[")
-    base = PurePath(base).name if PurePath(base).is_absolute() else base
+    base = ABSOLUTE_PATH.sub(lambda m: PurePath(m.group(0)).name, base)
     return f"{base} with adapters {adapters.rstrip(']')}" if adapters else base
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/.*$")  # a path runs to the end of the id ("human edit of <id>")
 
 
 def seconds(ms: int) -> str:

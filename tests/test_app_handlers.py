@@ -135,6 +135,7 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert rated[4:7] == [1, 4.67, 0.0]
     student_row = next(r for r in rows if r[2] == "student")
     assert student_row[3] and "/" not in student_row[3]  # the model by its folder's name, no server path
+    assert all(model_folder.rsplit("/", 1)[0] not in r[3] for r in rows)  # a human edit's "edit of <model>" too
     assert all(len(r[1]) <= 80 and (r[1].endswith("…") or len(r[1]) < 80) for r in rows)
     assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "")
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
