@@ -57,7 +57,7 @@ def test_a_new_criterion_is_rated_everywhere_and_old_ratings_lack_it(app_deps, o
     store.add_rater("cy")
     item = h.next_item(app_deps, "cy")
     assert item[4] == rid and item[5:9] == (None, None, None, None)  # a score slot per criterion
-    with pytest.raises(DataError, match="missing: cites_evidence"):
+    with pytest.raises(DataError, match="missing: Cites evidence"):
         h.submit_rating(app_deps, "cy", rid, 5, 5, 5, None, "student", "")
     h.submit_rating(app_deps, "cy", rid, 5, 5, 5, 2, "student", "")
     cy = next(g for g in store.ratings() if g["rater"] == "cy")
@@ -71,9 +71,9 @@ def test_a_new_criterion_is_rated_everywhere_and_old_ratings_lack_it(app_deps, o
     [row] = export_rows(store.curation_rows(), flt=_everything())
     assert row["mean_cites_evidence"] == 1.0 and row["n_raters"] == 3
     distribution, _, summary = plots.stats(app_deps)
-    assert [ax.get_title() for ax in distribution.axes] == ["correctness", "clarity", "supports_answer", "cites_evidence"]
+    assert [ax.get_title() for ax in distribution.axes] == ["Correctness", "Clarity", "Supports answer", "Cites evidence"]
     assert [int(t) for t in distribution.axes[-1].get_xticks()] == [0, 1, 2]
-    assert "| cites_evidence |" in summary and "3 submitted ratings from 3 raters" in summary
+    assert "| Cites evidence |" in summary and "3 submitted ratings from 3 raters" in summary
 
 
 def test_the_cli_rates_and_reports_a_new_criterion(tmp_path, monkeypatch):
