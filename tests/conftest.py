@@ -285,3 +285,14 @@ def app_server(app_deps):
     demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **launch_options(app_deps.settings))
     yield demo.local_url, app_deps
     demo.close()
+
+
+def refusal(out, pattern: str) -> str:
+    """The "⚠️ ..." message an app endpoint answered a user error with (its other outputs are left
+    as they were), checked against `pattern` (case aside: messages start with a capital there)."""
+    import re
+
+    shown = [t for t in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(t, str) and t.startswith("⚠️")]
+    assert shown, f"no refusal in {out!r}"
+    assert re.search(pattern, shown[0], re.I), shown[0]
+    return shown[0]

@@ -80,7 +80,10 @@ def test_the_whole_flow(page, app_server):
     )
     shot(page, "2-rate")
 
+    # the next item (and its text for the edit box) arrives after the status line: edit that one
+    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('1 done')", timeout=30_000)
     page.get_by_text("Edit this rationale").click()
+    page.wait_for_function("(document.querySelector('#rate-edit textarea') || {value: ''}).value.length > 0", timeout=30_000)
     page.fill("#rate-edit textarea", "Friction balances the push at constant speed. Thus, the answer is (C).")
     page.click("#rate-save-edit")
     page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your edit')")

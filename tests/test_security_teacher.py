@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import FakeOpenAI
+from conftest import refusal, FakeOpenAI
 from gradio_client import Client
 
 from demo.deps import Deps
@@ -96,8 +96,7 @@ def test_a_typed_url_never_receives_the_servers_key_over_the_api(client, app_ser
     _ask(client, own.url, stem="Which is a gas?")
     assert [r["auth"] for r in own.requests] == [f"Bearer {KEY}"]
     before = deps.store.counts()
-    with pytest.raises(Exception, match="not allowed on this server"):
-        _ask(client, other.url, stem="Which is a liquid?")
+    refusal(_ask(client, other.url, stem="Which is a liquid?"), "not allowed on this server")
     assert other.requests == [] and deps.store.counts() == before
 
 
@@ -107,9 +106,8 @@ def test_a_url_not_on_the_allow_list_is_never_fetched(client, app_server, server
     other = servers[2]
     internal = other.url.replace("/v1", "/internal?x=")
     before = deps.store.counts()
-    with pytest.raises(Exception, match="not allowed on this server") as raised:
-        _ask(client, internal)
-    assert "internal" not in str(raised.value) and other.requests == []
+    shown = refusal(_ask(client, internal), "not allowed on this server")
+    assert "internal" not in shown and other.requests == []
     _nothing_written(deps, before)
 
 
@@ -118,9 +116,8 @@ def test_another_servers_reply_is_never_shown(client, app_server, servers):
     allowed = servers[1]
     allowed.script.append(("status", 403, {}, "INTERNAL-ADMIN-PAGE: users=alice,bob"))
     before = deps.store.counts()
-    with pytest.raises(Exception, match="answered HTTP 403; check the URL") as raised:
-        _ask(client, allowed.url)
-    assert "INTERNAL-ADMIN-PAGE" not in str(raised.value)
+    shown = refusal(_ask(client, allowed.url), "answered HTTP 403; check the URL")
+    assert "INTERNAL-ADMIN-PAGE" not in shown
     _nothing_written(deps, before)
 
 
@@ -130,8 +127,7 @@ def test_a_typed_endpoint_holds_a_worker_only_for_the_typed_bound(client, app_se
     allowed.script.extend([("sleep", 8)] * 3)
     before = deps.store.counts()
     start = time.monotonic()
-    with pytest.raises(Exception, match="timed out.*SCICOT_TEACHER_TYPED_TIMEOUT"):
-        _ask(client, allowed.url)
+    refusal(_ask(client, allowed.url), "timed out.*SCICOT_TEACHER_TYPED_TIMEOUT")
     assert time.monotonic() - start < 1.5 + 1.5  # the bound, plus the app's own round trip
     assert len(allowed.requests) <= 2
     _nothing_written(deps, before)
