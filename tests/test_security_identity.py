@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import refusal
 from click.testing import CliRunner
+from conftest import refusal
 from gradio_client import Client
 
 from annotations.store import Store

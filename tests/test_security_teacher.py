@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import refusal, FakeOpenAI
+from conftest import FakeOpenAI, refusal
 from gradio_client import Client
 
 from demo.deps import Deps
