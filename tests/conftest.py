@@ -296,3 +296,18 @@ def refusal(out, pattern: str) -> str:
     assert shown, f"no refusal in {out!r}"
     assert re.search(pattern, shown[0], re.I), shown[0]
     return shown[0]
+
+
+def deps_from_env(app_deps, env: dict[str, str]):
+    """conftest's app dependencies (same store, model and folders), with the other settings read
+    from `env` as an operator would set them; its adapter sets hold only the bare base."""
+    from dataclasses import replace
+
+    from demo.deps import BASE_SET, Deps
+    from scicot_core.settings import Settings
+
+    s = app_deps.settings
+    folders = {k: getattr(s, k) for k in ("cache_dir", "db_path", "distill_path", "reviewer_secret", "student")}
+    deps = Deps(replace(Settings.from_env(env), **folders), app_deps.store, app_deps.model.get)
+    deps.students.add(BASE_SET, {})
+    return deps

@@ -2,15 +2,10 @@
 compatible server that waits before replying), the teacher column says so and counts the
 seconds; then its rationale replaces the line."""
 
-from dataclasses import replace
-
 import pytest
-from conftest import FakeOpenAI
-from test_app_browser_ux import open_page, text
+from conftest import FakeOpenAI, deps_from_env
 from test_app_browser import pytestmark, shot  # noqa: F401 (pytestmark: same markers)
-
-from demo.deps import BASE_SET, Deps
-from scicot_core.settings import Settings
+from test_app_browser_ux import open_page, text
 
 REPLY = "Iron conducts heat and electricity. Thus, the answer is (A)."
 
@@ -26,18 +21,7 @@ def slow_teacher():
 @pytest.fixture
 def app_deps(app_deps, slow_teacher):
     """conftest's app dependencies with the operator's own endpoint: the slow teacher."""
-    s = app_deps.settings
-    settings = replace(
-        Settings.from_env({"SCICOT_TEACHER_URL": slow_teacher.url, "SCICOT_TEACHER_TIMEOUT": "30"}),
-        cache_dir=s.cache_dir,
-        db_path=s.db_path,
-        distill_path=s.distill_path,
-        reviewer_secret=s.reviewer_secret,
-        student=s.student,
-    )
-    deps = Deps(settings, app_deps.store, app_deps.model.get)
-    deps.students.add(BASE_SET, {})
-    return deps
+    return deps_from_env(app_deps, {"SCICOT_TEACHER_URL": slow_teacher.url, "SCICOT_TEACHER_TIMEOUT": "30"})
 
 
 def test_a_live_teacher_shows_it_is_thinking_with_the_seconds(app_server, slow_teacher):

@@ -6,12 +6,11 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import FakeOpenAI, refusal
+from conftest import FakeOpenAI, deps_from_env, refusal
 from gradio_client import Client
 
 from demo.deps import Deps
 from scicot_core.errors import DataError
-from scicot_core.settings import Settings
 
 KEY = "sk-operator-secret"
 BASE_SET = "base model (no adapters)"
@@ -36,18 +35,7 @@ def app_deps(app_deps, servers):
         "SCICOT_TEACHER_ALLOWED_URLS": allowed.url + "/",
         "SCICOT_TEACHER_TYPED_TIMEOUT": "1.5",
     }
-    s = app_deps.settings
-    settings = replace(
-        Settings.from_env(env),
-        cache_dir=s.cache_dir,
-        db_path=s.db_path,
-        distill_path=s.distill_path,
-        reviewer_secret=s.reviewer_secret,
-        student=s.student,
-    )
-    deps = Deps(settings, app_deps.store, app_deps.model.get)
-    deps.students.add(BASE_SET, {})
-    return deps
+    return deps_from_env(app_deps, env)
 
 
 @pytest.fixture
