@@ -29,8 +29,8 @@ def compare(adapter_sets, dataset, split, questions_file, limit, data_dir, batch
         scicot compare runs/a/adapters runs/b/adapters --dataset arc_easy --split dev --limit 100
     """
     from scicot_core.base_models import load_model
-    from scicot_core.evaluate import COMPARED
     from scicot_core.evaluate import compare as run_compare
+    from scicot_core.evaluate import comparison_table
     from scicot_core.student import Student, find_adapters
     from scicot_core.teachers import StoredTeacher
 
@@ -56,10 +56,7 @@ def compare(adapter_sets, dataset, split, questions_file, limit, data_dir, batch
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{result['n']} questions, {len(references)} with a teacher reference\n")
-    click.echo(f"| adapter set | {' | '.join(COMPARED)} | agrees with the teacher |\n|---|" + "---|" * (len(COMPARED) + 1))
-    for name, row in result["students"].items():
-        cells = [_pct(row["accuracy"][v]) for v in COMPARED] + [_pct(row["teacher_agreement"])]
-        click.echo(f"| {name} | {' | '.join(cells)} |")
+    click.echo(comparison_table(result))
 
 
 def _short_names(folders: list[Path]) -> list[str]:
@@ -69,7 +66,3 @@ def _short_names(folders: list[Path]) -> list[str]:
         if len(set(names)) == len(names):
             return names
     return [str(f) for f in folders]
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"

@@ -156,19 +156,14 @@ def dev_sample(deps) -> tuple[list, str]:
 
 def comparison(deps, new: str) -> str:
     """The new student beside the current default (the first other set offered), as Markdown."""
-    from scicot_core.evaluate import COMPARED, compare
+    from scicot_core.evaluate import compare, comparison_table
 
     default = next((n for n in deps.students.names() if n != new), None)
     questions, source = dev_sample(deps)
     references = {q.id: text for q in questions if (text := (deps.questions.stored_rationale(q.id) or ("",))[0])}
     names = [n for n in (new, default) if n]
     result = compare({n: deps.students.student(n) for n in names}, questions, references)
-    lines = [f"| student | {' | '.join(COMPARED)} | agrees with the teacher |", "|---|" + "---|" * (len(COMPARED) + 1)]
-    for n in names:
-        row = result["students"][n]
-        cells = [_pct(row["accuracy"][v]) for v in COMPARED] + [_pct(row["teacher_agreement"])]
-        lines.append(f"| {safe(n)} | {' | '.join(cells)} |")
-    return f"On the same {result['n']} {source} questions:\n\n" + "\n".join(lines)
+    return f"On the same {result['n']} {source} questions:\n\n" + comparison_table(result, safe)
 
 
 def _compared(deps, new: str) -> str:
@@ -177,10 +172,6 @@ def _compared(deps, new: str) -> str:
     except Exception as e:  # the new set is offered all the same; the reviewer sees why there is no table
         log.exception("comparing %s failed", new)
         return f"The comparison with the default failed: {plain(e, deps.settings)}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
 
 
 def plain(error: Exception, settings) -> str:

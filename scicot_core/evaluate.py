@@ -204,6 +204,15 @@ def compare(students: dict[str, Student], questions: Sequence[Question], referen
     return {"n": len(questions), "students": out}
 
 
+def comparison_table(result: dict, label: Callable[[str], str] = str) -> str:
+    """`compare`'s result as a Markdown table, one row per student (named through `label`)."""
+    lines = [f"| student | {' | '.join(COMPARED)} | agrees with the teacher |", "|---|" + "---|" * (len(COMPARED) + 1)]
+    for name, row in result["students"].items():
+        cells = [_pct(row["accuracy"][v], "—") for v in COMPARED] + [_pct(row["teacher_agreement"], "—")]
+        lines.append(f"| {label(name)} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
     """results.json, results.md, predictions.jsonl and accuracy.png in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +266,8 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pct(acc: float | None) -> str:
-    return "n/a" if acc is None else f"{acc:.1%}"
+def _pct(acc: float | None, missing: str = "n/a") -> str:
+    return missing if acc is None else f"{acc:.1%}"
 
 
 def bar_chart(groups: dict[str, dict[str, float | None]], path: Path, chance: float | None = None) -> Path:
