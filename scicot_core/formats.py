@@ -77,13 +77,15 @@ def rationale_target(rationale: str) -> str:
 
 def rationale_concluded_text(text: str) -> str:
     """A cleaned rationale up to the end of its first answer sentence (the body alone when it
-    has none)."""
+    has none), with any loop before it left out (see `rationale_body`): a student taught the
+    loops of a teacher writes them."""
     text = clean_rationale(text)
     found = _ANSWER_SENTENCE.search(text)
     if not found:
-        return text
+        return rationale_body(text)
     end = re.search(r"\.(\s|$)", text[found.end() :])
-    return (text[: found.end() + end.start() + 1] if end else text).strip()
+    conclusion = text[found.start() : found.end() + end.start() + 1] if end else text[found.start() :]
+    return f"{rationale_body(text)} {conclusion}".strip()
 
 
 def answer_input(question: Question, rationale: str) -> str:
@@ -143,16 +145,51 @@ _ANSWER_SENTENCE = re.compile(r"\b(?:thus|so|therefore|hence),?\s+the\s+answer\s
 def rationale_body(text: str) -> str:
     """A cleaned rationale cut where it states its answer ("Thus, the answer is (b) ...", also
     "so the answer is heat"): that sentence and anything after it go. Stage 2 reads only this,
-    so it must weigh the reasoning instead of copying a conclusion."""
+    so it must weigh the reasoning instead of copying a conclusion. A rationale that writes a
+    sentence it has already written is in a loop: it is cut before the repeat as well."""
     text = clean_rationale(text)
     found = _ANSWER_SENTENCE.search(text)
-    return (text[: found.start()] if found else text).strip()
+    text = text[: found.start()] if found else text
+    repeat = _first_repeat(text, ended=True)
+    return (text[:repeat] if repeat is not None else text).strip()
 
 
 def rationale_finished(text: str) -> bool:
     """Whether a rationale being generated can stop: nothing after this point would survive
-    `rationale_body` (its answer sentence, or the single-stage answer line, has begun)."""
-    return SINGLE_STAGE_STOP in text or _ANSWER_SENTENCE.search(text) is not None
+    `rationale_body` (its answer sentence, or the single-stage answer line, has begun, or it has
+    repeated a whole sentence)."""
+    return SINGLE_STAGE_STOP in text or _ANSWER_SENTENCE.search(text) is not None or _looping(text)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+LOOP_PERIODS = 3  # a loop repeats its last 1, 2 or 3 sentences
+
+
+def _first_repeat(text: str, ended: bool) -> int | None:
+    """Where a loop starts in `text` (cleaned): the first run of one to `LOOP_PERIODS` sentences
+    that repeats the run just before it, case and spacing aside ("X. X." or "X. Y. X. Y."); a
+    sentence repeated further on ("... This is wrong. B: ... This is wrong.") is no loop. Returns
+    None when there is none. The last sentence counts only once something follows it, unless the
+    text has `ended` (while generating, "It is 9." may still become "It is 9.5 g.")."""
+    pieces = _SENTENCE_END.split(text)
+    if not (ended and pieces[-1][-1:] in (".", "!", "?")):
+        pieces = pieces[:-1]
+    keys = [p.lower() for p in pieces]
+    for i in range(1, len(keys)):
+        for period in range(1, min(LOOP_PERIODS, i) + 1):
+            run = keys[i : i + period]
+            if run == keys[i - period : i] and any(c.isalpha() for c in "".join(run)):  # not list numbers ("2. 2.")
+                return sum(len(p) + 1 for p in pieces[:i])  # `clean_rationale` leaves one space between
+    return None
+
+
+def _looping(text: str) -> bool:
+    """Whether a rationale being generated has repeated a whole sentence (see `rationale_body`)."""
+    text = clean_rationale(text)
+    found = _ANSWER_SENTENCE.search(text)
+    return _first_repeat(text[: found.start()] if found else text, ended=False) is not None
 
 
 _LABEL_AFTER = re.compile(r"\s*:?\s*\(\s*([A-Za-z0-9])\s*\)")
@@ -161,12 +198,13 @@ _LABEL_AFTER = re.compile(r"\s*:?\s*\(\s*([A-Za-z0-9])\s*\)")
 def rationale_concluded(text: str) -> bool:
     """Whether a rationale being generated can stop once its conclusion is known: its answer
     sentence has named a label ("... the answer is (b)") or ended. Later than
-    `rationale_finished` by a few tokens; the body is the same."""
+    `rationale_finished` by a few tokens; the body is the same. A rationale that loops before
+    its answer sentence stops there, with no conclusion."""
     if SINGLE_STAGE_STOP in text:
         return True
     found = _ANSWER_SENTENCE.search(text)
     if not found:
-        return False
+        return _looping(text)
     tail = text[found.end() :]
     return bool(_LABEL_AFTER.match(tail)) or "." in tail or "\n" in tail
 

@@ -114,3 +114,43 @@ def test_clean_rationale_cuts_a_generated_answer_line():
 
 def test_clean_rationale_drops_control_characters():
     assert formats.clean_rationale("a\x00b\x07 c\u200b") == "ab c"
+
+
+@pytest.mark.parametrize(
+    "text, body",
+    [
+        ("Algae are producers. Algae are producers. Algae are producers.", "Algae are producers."),
+        ("Heat adds energy. Thus, ice melts. thus,  ice MELTS. Thus, the answer is (b).", "Heat adds energy. Thus, ice melts."),
+        ("Ice melts. Heat flows. Ice melts. Heat flows. Ice melts.", "Ice melts. Heat flows."),
+        ("A is hot. B is cold. C is wet. A is hot. B is cold. C is wet.", "A is hot. B is cold. C is wet."),
+        # a sentence repeated further on is a formula, not a loop; nor are list numbers
+        ("A: ice. This is wrong. B: heat. This is wrong.", "A: ice. This is wrong. B: heat. This is wrong."),
+        ("Steps: 2. 2. Heat flows.", "Steps: 2. 2. Heat flows."),
+        ("It is 9. It is 9.5 g.", "It is 9. It is 9.5 g."),
+    ],
+)
+def test_a_rationale_that_loops_is_cut_before_the_loop(text, body):
+    assert formats.rationale_body(text) == body
+
+
+@pytest.mark.parametrize(
+    "text, done",
+    [
+        ("Algae are producers. Algae are producers. Thus", True),
+        ("Algae are producers. Algae are producers.", False),  # the last sentence may still grow ("... producers.5")
+        ("Ice melts. Heat flows. Ice melts. Heat flows. More", True),
+        ("A: ice. This is wrong. B: heat. This is wrong. C", False),
+    ],
+)
+def test_a_looping_rationale_is_finished_and_stopping_changes_nothing(text, done):
+    assert formats.rationale_finished(text) is done
+    assert formats.rationale_concluded(text) is done
+    if done:
+        assert formats.rationale_body(text + " more. Thus, the answer is (b).") == formats.rationale_body(text)
+        assert formats.rationale_conclusion(text, Q) is None
+
+
+def test_the_stage_1_target_leaves_a_teachers_loop_out():
+    looping = "Giraffes give birth. Giraffes give birth. Thus, the answer is (b) heat. More."
+    assert formats.rationale_target(looping) == " Giraffes give birth. Thus, the answer is (b) heat."
+    assert formats.rationale_target("Giraffes give birth. Giraffes give birth.") == " Giraffes give birth."
