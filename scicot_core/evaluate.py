@@ -224,6 +224,9 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
         for p in result["predictions"]:
             f.write(json.dumps(p) + "\n")
     bar_chart({title: summary["accuracy"]}, paths["accuracy.png"], chance=None)
+    if len((summary.get("accuracy_by_k") or {}).get("two-stage") or []) > 1:
+        reference = {title: summary["accuracy"]["answer-only"]} if summary["accuracy"].get("answer-only") is not None else {}
+        paths["accuracy_by_k.png"] = k_chart({title: summary["accuracy_by_k"]["two-stage"]}, out_dir / "accuracy_by_k.png", reference)
     return paths
 
 
@@ -277,7 +280,8 @@ def bar_chart(groups: dict[str, dict[str, float | None]], path: Path, chance: fl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    variants = [v for v in VARIANTS if any(v in g for g in groups.values())]
+    seen = {v: None for g in groups.values() for v in g}
+    variants = [v for v in VARIANTS if v in seen] + [v for v in seen if v not in VARIANTS]  # e.g. "two-stage k=8"
     fig, ax = plt.subplots(figsize=(max(5, 2.2 * len(groups)), 3.6), dpi=120)
     width = 0.8 / max(1, len(variants))
     for i, v in enumerate(variants):
@@ -292,6 +296,32 @@ def bar_chart(groups: dict[str, dict[str, float | None]], path: Path, chance: fl
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def k_chart(curves: dict[str, list[float]], path: Path, references: dict[str, float] | None = None) -> Path:
+    """Two-stage accuracy against k (the first k sampled rationales averaged), one line per data
+    set, each with its answer-only accuracy (when given) as a dashed line of the same colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for name, accs in curves.items():
+        ks = list(range(1, len(accs) + 1))
+        (line,) = ax.plot(ks, [100 * a for a in accs], marker="o", markersize=3, label=f"{name}: two-stage")
+        if (references or {}).get(name) is not None:
+            ax.axhline(100 * references[name], color=line.get_color(), linestyle="--", linewidth=1, label=f"{name}: answer-only")
+    longest = max((len(a) for a in curves.values()), default=1)
+    ax.set_xticks(range(1, longest + 1))
+    ax.set_xlabel("sampled rationales per question (k)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Two-stage accuracy against k", fontsize=10)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -236,6 +236,15 @@ def data_summary(config: TrainConfig, data: TrainingData, n_examples: int) -> di
     }
 
 
+def _device_name() -> str:
+    """What the run trains on, for the model card: the GPU's name, else the CPU's thread count."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "missing"
 
@@ -259,7 +268,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         raise ConfigError(f"no training examples for stage {config.stage}: the rationales have no reasoning before their answer.")
     rows = tokenize(pairs, tokenizer, config.max_length, lm.is_seq2seq)
     config.save(out)
-    (out / DATA_FILE).write_text(json.dumps(data_summary(config, data, len(pairs)), indent=2))
+    (out / DATA_FILE).write_text(json.dumps(data_summary(config, data, len(pairs)) | {"device": _device_name()}, indent=2))
     if config.lora:
         model = _with_lora(model, config, lm.is_seq2seq)
     dataset = _dataset(rows)

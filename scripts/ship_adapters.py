@@ -2,10 +2,13 @@
 card built from their training configs and logs and from the evaluation reports.
 
     .venv/bin/python scripts/ship_adapters.py runs/v3/adapters --stages rationale answer answer-only \
-        --reports runs/v2/test --notes docs/model_card_notes.md
+        --reports runs/v3/test --notes docs/model_card_notes.md
 
 Only what loading needs is copied (adapter_config.json, adapter_model.safetensors) plus the
-training config and log; checkpoints and PEFT's generated README stay behind.
+training config, data summary and log; checkpoints and PEFT's generated README stay behind. The
+card's adapter settings, data files, sources, devices and times come from those files; its
+scores and charts from the reports (greedy and sampled runs side by side, accuracy against k).
+Nothing in the destination changes unless all of it is written.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import shutil
 from pathlib import Path
 
 from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB, family
-from scicot_core.evaluate import VARIANTS, bar_chart
+from scicot_core.evaluate import VARIANTS, bar_chart, k_chart
 
 KEEP = ("adapter_config.json", "adapter_model.safetensors", "scicot_train_config.json", "training_log.jsonl")
+DATA = "scicot_train_data.json"  # what the run read (files, filters, counts, device), when recorded
 SETTINGS = ("lora_r", "lora_alpha", "target_modules", "learning_rate", "batch_size", "max_length", "limit", "epochs", "seed")
 
 
-def ship(source: Path, stages: list[str], dest: Path) -> dict[str, dict]:
-    """Copy each stage's adapter into a fresh folder that then replaces `dest` (nothing is
-    touched unless every stage is there); returns each stage's training config and run summary."""
+def stage_adapters(source: Path, stages: list[str], dest: Path) -> tuple[Path, dict[str, dict]]:
+    """Copy each stage's adapter into a staging folder beside `dest` (`dest` is not touched);
+    returns the folder and each stage's training config, run summary and data summary."""
     for stage in stages:
         missing = [name for name in KEEP if not (source / stage / name).exists()]
         if missing:
@@ -35,44 +39,109 @@ def ship(source: Path, stages: list[str], dest: Path) -> dict[str, dict]:
     for stage in stages:
         src, out = source / stage, staging / stage
         out.mkdir(parents=True)
-        for name in KEEP:
+        for name in KEEP + ((DATA,) if (src / DATA).exists() else ()):
             shutil.copy2(src / name, out / name)
         config = json.loads((out / "adapter_config.json").read_text())
         config["base_model_name_or_path"] = SMOLLM2_HUB  # not the trainer's local cache path
         (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
         log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
-        info[stage] = {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1]}
+        data = json.loads((out / DATA).read_text()) if (out / DATA).exists() else None
+        info[stage] = {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data}
+    return staging, info
+
+
+def swap(staging: Path, dest: Path) -> None:
+    """The staged folder, model card and charts included, becomes `dest`."""
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)
-    return info
 
 
-def scores(reports: Path) -> dict[str, dict[str, float | None]]:
-    """Accuracy by data set and variant, from every `<reports>/*/results.json` (eval_all.sh writes
-    one folder per data set and variant)."""
+# Where each rationale file of ../shared/data comes from, by the start of its name (the card names
+# the sources a stage read and their licences; see that folder's README).
+SOURCES = {
+    "flan_t5_": "Flan-T5 rationalizations (the teacher saw the gold answer), public data of \"Beyond Answers\" (TinyLLM), Apache-2.0",
+    "gpt4o-": "GPT-4o rationales, public data of Chen et al. 2025 (arXiv 2502.18001), Apache-2.0; OpenAI's terms for model outputs apply",
+    "gemini15flash-": "Gemini-1.5-Flash rationales, same source as GPT-4o's; Google's terms for model outputs apply",
+    "entailmentbank_": "EntailmentBank expert explanations (Dalvi et al. 2021), Apache-2.0 (the data page says CC BY)",
+}
+QUESTIONS = "Questions from ARC (CC BY-SA 4.0) and OpenBookQA (Apache-2.0), Allen Institute for AI."
+
+
+def scores(reports: list[Path]) -> tuple[dict[str, dict[str, float | None]], dict[str, list[float]]]:
+    """Accuracy by data set and variant from every `<report>/*/results.json` (or a results.json
+    given directly), and two-stage accuracy against k from the sampled runs. A sampled run's
+    variants are named with their k ("two-stage k=8"): they sit beside the greedy ones."""
     found: dict[str, dict[str, float | None]] = {}
-    for path in sorted(reports.glob("*/results.json")):
+    by_k: dict[str, list[float]] = {}
+    paths = [
+        p
+        for r in reports
+        for p in ([r] if r.is_file() else [r / "results.json"] if (r / "results.json").exists() else sorted(r.glob("*/results.json")))
+    ]
+    for path in paths:
         result = json.loads(path.read_text())
-        found.setdefault(f"{result['title']} ({result['n']})", {}).update(result["accuracy"])
-    return found
+        name = f"{result['title']} ({result['n']})"
+        k = result.get("samples", 1)
+        suffix = f" k={k}" if k > 1 else ""
+        found.setdefault(name, {}).update({v + (suffix if v.startswith("two-stage") else ""): a for v, a in result["accuracy"].items()})
+        if k > 1 and result.get("accuracy_by_k", {}).get("two-stage"):
+            by_k[name] = result["accuracy_by_k"]["two-stage"]
+    return found, by_k
 
 
 def scores_table(found: dict[str, dict[str, float | None]]) -> str:
-    lines = ["| questions | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
+    seen = {v: None for row in found.values() for v in row}
+    columns = [v for v in VARIANTS if v in seen] + sorted(v for v in seen if v not in VARIANTS)
+    lines = ["| questions | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in found.items():
-        cells = ["not yet run" if v not in row else "n/a" if row[v] is None else f"{row[v]:.1%}" for v in VARIANTS]
+        cells = ["not run" if v not in row else "n/a" if row[v] is None else f"{row[v]:.1%}" for v in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def model_card(info: dict[str, dict], table: str, notes: str) -> str:
+def _adapters_line(info: dict[str, dict]) -> str:
+    """How the adapters are built, in words, from their configs (one phrase per distinct setting)."""
+    phrases: dict[str, list[str]] = {}
+    for stage, entry in info.items():
+        c = entry["config"]
+        targets = sorted(c["target_modules"])
+        where = "every linear layer" if {"gate_proj", "up_proj", "down_proj"} <= set(targets) else "the attention layers"
+        phrases.setdefault(f"rank {c['lora_r']} on {where} ({', '.join(targets)})", []).append(f"`{stage}`")
+    return "; ".join(f"{', '.join(stages)}: {phrase}" for phrase, stages in phrases.items())
+
+
+def _data_lines(info: dict[str, dict]) -> list[str]:
+    """One line per stage: which rationale files (by name, never a path), filters and counts."""
+    lines, used = [], set()
+    for stage, entry in info.items():
+        data, c = entry["data"], entry["config"]
+        names = [Path(f).name for f in data.get("files", {})] if data else [Path(f).name for f in c["data"]]
+        used.update(prefix for prefix in SOURCES for n in names if n.startswith(prefix))
+        if not data:
+            counts = "counts not recorded"
+        elif c.get("stage") == "answer-only":
+            counts = f"the gold answer after the question alone, {data['examples']:,} questions"
+        else:
+            counts = f"{data['records']:,} rationales for {data['questions']:,} questions, {data['examples']:,} examples" + (
+                f" (with {data['student_rationales']:,} of the student's own rationales)" if data.get("student_rationales") else ""
+            )
+        filters = [f for f, on in (("correct only", c.get("correct_only")), (f"at most {c.get('max_per_question')} per question", c.get("max_per_question"))) if on]
+        short = [n.removesuffix(".jsonl").removesuffix("_train") for n in names]
+        lines.append(f"- `{stage}`: {counts}{'; ' + ', '.join(filters) if filters else ''}; from {', '.join(short)}.")
+    lines += ["", "Sources:"] + [f"- {SOURCES[prefix]}." for prefix in SOURCES if prefix in used] + [f"- {QUESTIONS}"]
+    return lines
+
+
+def model_card(info: dict[str, dict], table: str, notes: str, has_k_chart: bool = False) -> str:
     rows = []
     for stage, entry in info.items():
         c, s = entry["config"], entry["summary"]
-        settings = ", ".join(f"{k}={'/'.join(c[k]) if isinstance(c[k], list) else c[k]}" for k in SETTINGS)
+        settings = ", ".join(f"{k}={'/'.join(c[k]) if isinstance(c[k], list) else c[k]}" for k in SETTINGS if c.get(k) is not None)
         minutes = round(s.get("train_runtime", 0) / 60, 1)
-        rows.append(f"| `{stage}` | {s.get('step')} | {minutes} | {s.get('train_loss', float('nan')):.3f} | {settings} |")
+        device = (entry["data"] or {}).get("device", "not recorded")
+        rows.append(f"| `{stage}` | {s.get('step')} | {minutes} | {device} | {s.get('train_loss', float('nan')):.3f} | {settings} |")
+    k_figure = "\n\n![two-stage accuracy against k, answer-only dashed](accuracy_by_k.png)" if has_k_chart else ""
     return f"""---
 base_model: {SMOLLM2_HUB}
 library_name: peft
@@ -86,31 +155,30 @@ The default student of SciCoT Studio: LoRA adapters on SmolLM2-135M-Instruct for
 stages of Sci-CoT (arXiv 2308.04679). `rationale` writes a short rationale from a question
 and its choices; `answer` scores each choice's text given the question and the rationale.
 `answer-only` is the baseline that answers without a rationale, shipped so the app can show it
-beside the student. All are attention-only (q, k, v, o), rank 8, stored in fp16, and loaded on
-one base model (`scicot_core.student.Student`).
+beside the student. Adapters: {_adapters_line(info)}. Stored in fp16 and loaded on one base
+model (`scicot_core.student.Student`).
 
 ## Training
 
-Data: the Flan-T5 rationalization rationales (teacher shown the gold answer) for ARC-Challenge
-and OpenBookQA train, from the public data of "Beyond Answers" (TinyLLM), Apache-2.0; questions
-from ARC (CC BY-SA 4.0) and OpenBookQA (Apache-2.0), Allen Institute for AI. Settings were
-chosen on the dev splits only.
+{chr(10).join(_data_lines(info))}
 
-| stage | steps | minutes (2-core CPU) | mean train loss | settings |
-|---|---|---|---|---|
+Settings were chosen on the dev splits only.
+
+| stage | steps | minutes | trained on | mean train loss | settings |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 {notes.strip()}
 
 ## Scores
 
-Accuracy on the full test splits (`scripts/eval_all.sh`: each variant on every question of the
-split; the zero-shot column is the bare base model scoring each choice's text after the
-question{'; "not yet run" means what it says' if "not yet run" in table else ""}):
+Accuracy, each variant on every question of the split named (`scicot eval`); the zero-shot
+column is the bare base model scoring each choice's text after the question, and "k=8" marks
+two-stage with 8 sampled rationales per question, stage 2's probabilities averaged:
 
 {table}
 
-![accuracy by variant on each test set](accuracy.png)
+![accuracy by variant on each data set](accuracy.png){k_figure}
 
 ## Limits
 
@@ -123,15 +191,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="folder with <stage>/ adapters from `scicot train`")
     parser.add_argument("--stages", nargs="+", default=["rationale", "answer", "answer-only"])
-    parser.add_argument("--reports", type=Path, required=True, help="folder of `scicot eval` reports, one per data set and variant")
+    parser.add_argument(
+        "--reports", type=Path, nargs="+", required=True, help="`scicot eval` report folders (or folders of them, one per data set)"
+    )
     parser.add_argument("--notes", type=Path, help="markdown added under Training (e.g. what differs between stages)")
     parser.add_argument("--dest", type=Path, default=family(SMOLLM2).adapters)
     args = parser.parse_args()
-    info = ship(args.source, args.stages, args.dest)
+    found, by_k = scores(args.reports)
+    if not found:
+        raise SystemExit(f"no results.json in {', '.join(map(str, args.reports))}: run `scicot eval` first.")
     notes = args.notes.read_text() if args.notes else ""
-    found = scores(args.reports)
-    (args.dest / "README.md").write_text(model_card(info, scores_table(found), notes))
-    bar_chart(found, args.dest / "accuracy.png", chance=0.25)
+    staging, info = stage_adapters(args.source, args.stages, args.dest)
+    try:
+        (staging / "README.md").write_text(model_card(info, scores_table(found), notes, has_k_chart=bool(by_k)))
+        bar_chart(found, staging / "accuracy.png", chance=0.25)
+        if by_k:
+            references = {name: row.get("answer-only") for name, row in found.items()}
+            k_chart(by_k, staging / "accuracy_by_k.png", references)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap(staging, args.dest)
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file())
     print(f"shipped {', '.join(info)} to {args.dest} ({size / 1e6:.1f} MB)")
 

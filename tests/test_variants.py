@@ -139,10 +139,13 @@ def test_prior_weight_file(tmp_path):
         variants.prior_weight(tmp_path)
 
 
-def test_eval_and_ask_with_samples_on_a_tiny_model(tmp_path, tiny_causal_dir):
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory, tiny_causal_dir):
+    """Every stage trained for two steps on a tiny model, and where to evaluate it."""
     from scicot_core.train import TrainConfig
     from scicot_core.train import main as train
 
+    tmp_path = tmp_path_factory.mktemp("tiny set")
     data = tmp_path / "set.jsonl"
     data.write_text("".join(json.dumps(q.to_ai2() | {"rationale": t, "teacher": "ref"}) + "\n" for q, t in sample_items()[:8]))
     adapters = tmp_path / "adapters"
@@ -155,6 +158,11 @@ def test_eval_and_ask_with_samples_on_a_tiny_model(tmp_path, tiny_causal_dir):
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:4]))
     env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    return tmp_path, adapters, questions, env
+
+
+def test_eval_and_ask_with_samples_on_a_tiny_model(tiny_set):
+    tmp_path, adapters, questions, env = tiny_set
     args = [
         "eval",
         "--questions",
@@ -176,6 +184,7 @@ def test_eval_and_ask_with_samples_on_a_tiny_model(tmp_path, tiny_causal_dir):
     assert set(report["prior_sweep"]) == {str(w / 10) for w in range(11)}
     preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
     assert all(len(p["two-stage"]["samples"]) == 3 for p in preds)
+    assert (tmp_path / "r" / "accuracy_by_k.png").read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(main, [*args[:-4], "--samples", "0"], env=env)
     assert bad.exit_code != 0 and "--samples" in bad.output
     ask = ["ask", "--question", "What melts ice?", "--choice", "cold", "--choice", "heat", "--samples", "3", "--teacher", "none", "--json"]
@@ -185,3 +194,54 @@ def test_eval_and_ask_with_samples_on_a_tiny_model(tmp_path, tiny_causal_dir):
     assert len(out["samples"]) == 3 and all(set(s["probabilities"]) == {"A", "B"} for s in out["samples"])
     mean = {k: sum(s["probabilities"][k] for s in out["samples"]) / 3 for k in "AB"}
     assert out["answer"]["probabilities"] == pytest.approx(mean)
+
+
+def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
+    """scripts/ship_adapters.py as a user runs it: the card's settings, data and scores come from
+    the run's files (greedy and sampled reports side by side, accuracy against k); a failed
+    ship leaves the destination as it was."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp_path, adapters, questions, env = tiny_set
+    root = Path(__file__).resolve().parent.parent
+    reports = tmp_path / "reports"
+    for name, extra in (("greedy", ["--variant", "answer-only", "--variant", "two-stage"]), ("k3", ["--samples", "3", "--variant", "two-stage"])):
+        cmd = ["eval", "--questions", str(questions), "--adapters", str(adapters), "--out", str(reports / name), "--max-tokens", "6", *extra]
+        result = CliRunner().invoke(main, cmd, env=env)
+        assert result.exit_code == 0, result.output
+    dest = tmp_path / "shipped"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("the set shipped before")
+
+    def ship(*args):
+        run_env = {**__import__("os").environ, **env, "PYTHONPATH": str(root)}
+        cmd = [sys.executable, str(root / "scripts" / "ship_adapters.py"), str(adapters), "--dest", str(dest), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=tmp_path)
+
+    failed = ship("--reports", str(tmp_path / "no reports here"))
+    assert failed.returncode != 0 and "run `scicot eval` first" in failed.stderr
+    missing = ship("--reports", str(reports), "--stages", "rationale", "single-stage")
+    assert missing.returncode != 0 and "train the stage first" in missing.stderr
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"] and not dest.with_name("shipped.new").exists()
+
+    done = ship("--reports", str(reports))
+    assert done.returncode == 0, done.stderr
+    card = (dest / "README.md").read_text()
+    assert "`rationale`, `answer`, `answer-only`: rank 8 on the attention layers" in card
+    assert "from set." in card and str(tmp_path) not in card  # data files by name, never a path
+    assert "trained on" in card and "CPU (" in card
+    header = next(line for line in card.splitlines() if line.startswith("| questions |"))
+    assert header == "| questions | answer-only | two-stage | two-stage k=3 |"
+    assert "![two-stage accuracy against k, answer-only dashed](accuracy_by_k.png)" in card
+    for name in ("accuracy.png", "accuracy_by_k.png"):
+        assert (dest / name).read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (dest / "answer").iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "scicot_train_config.json",
+        "scicot_train_data.json",
+        "training_log.jsonl",
+    ]
+    assert not (dest / "keep.txt").exists()
