@@ -10,7 +10,10 @@
 # Settings (environment): DATA (data dir), RUN (output, default ~/.cache/scicot/runs/distill),
 # BS (train batch), GEN_BS (generation batch), K (samples at eval), KTRAIN (own samples per
 # training question), MAXTOK (rationale tokens), EPOCHS, LR, RANK, SMOKE=N (N questions and
-# steps everywhere: a quick check of the whole path).
+# steps everywhere: a quick check of the whole path), and for the dev decisions: STAGE1_SOURCES
+# (stage 1's rationale files, space-separated patterns: e.g. "gpt4o-level1 gemini15flash-level1
+# entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS).
+# Each decision needs its own RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -24,6 +27,10 @@ scicot() { "$PY" -m demo.cli "$@"; }
 log() { echo "== $* $(date -u +%FT%TZ)"; }
 
 SOURCES=(--source 'gpt4o-level[1-3]' --source 'gemini15flash-level[1-4]' --source entailmentbank --source flan_t5)
+STAGE1=()
+for pattern in ${STAGE1_SOURCES:-}; do STAGE1+=(--source "$pattern"); done
+[ ${#STAGE1[@]} -gt 0 ] || STAGE1=("${SOURCES[@]}")
+AO_EPOCHS=${AO_EPOCHS:-$EPOCHS}
 QUESTIONS=(--questions arc_easy/train --questions arc_challenge/train --questions openbookqa/train)
 TRAIN_SET=(--set batch_size="$BS" --set learning_rate="$LR" --set epochs="$EPOCHS" --set max_length=320
   --set lora_r="$RANK" --set lora_alpha=$((2 * RANK)) --set save_steps=200 --set logging_steps=20
@@ -52,8 +59,8 @@ evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set
   done
 }
 
-train rationale "${SOURCES[@]}" --correct-only
-train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}"
+train rationale "${STAGE1[@]}" --correct-only
+train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS"
 for ds in openbookqa arc_easy arc_challenge; do
   [ -f "$RUN/own/$ds.done" ] && continue
   log "sample own rationales $ds/train"
