@@ -66,7 +66,8 @@ class GeneratedCheckpoint:
 
 
 def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:
-    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
+    names = ("adapter_model.safetensors", "model.safetensors")  # an adapter, or a stage fine-tuned whole
+    weights = next((Path(adapter) / n for n in names if (Path(adapter) / n).exists()), None) if adapter else None
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights and weights.exists() else None
     return {
         "base": base_model,

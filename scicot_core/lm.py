@@ -67,6 +67,13 @@ class LanguageModel:
         self.adapters: dict[str, Path] = {}
         self.lock = threading.RLock()
 
+    @classmethod
+    def from_folder(cls, path: Path) -> LanguageModel:
+        """A whole model saved in a local folder (a stage from `scicot train --full`)."""
+        from .base_models import load_model
+
+        return load_model(str(path), Path(path), offline=True)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

@@ -55,7 +55,8 @@ class Student:
     """A base model plus optional LoRA adapters per stage (`rationale`, `answer`, and the
     baselines' `answer-only`, `single-stage`, `step-by-step`). Each stage maps to the adapter
     name it is loaded under on the model; several students (adapter sets) can share one model,
-    and a student uses only its own stages' adapters, whatever else the model holds."""
+    and a student uses only its own stages' adapters, whatever else the model holds. A stage
+    trained with `scicot train --full` is a whole model of its own, loaded beside the base."""
 
     def __init__(
         self,
@@ -68,9 +69,13 @@ class Student:
         self.max_rationale_tokens = max_rationale_tokens
         self.length_normalise = length_normalise
         self.names: dict[str, str] = {}
+        self.full: dict[str, LanguageModel] = {}  # stages fine-tuned whole, each its own model
         for stage, path in (adapters or {}).items():
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}")
+            if is_full_model(path):
+                self.full[stage] = LanguageModel.from_folder(path)
+                continue
             self.names[stage] = adapter_name(path, stage)
             lm.load_adapter(self.names[stage], path)  # once per model: a second student reuses it
 
@@ -81,15 +86,21 @@ class Student:
 
     def model_id_of(self, stages) -> str:
         """What runs for these stages: the base model and those of their adapters that are loaded."""
-        names = [s for s in stages if self.has(s)]
-        return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "")
+        names = [s for s in stages if s in self.names]
+        full = [s for s in stages if s in self.full]
+        return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "") + (f" + full[{', '.join(full)}]" if full else "")
 
     def has(self, stage: str) -> bool:
-        return stage in self.names
+        return stage in self.names or stage in self.full
 
     def adapter(self, stage: str) -> str | None:
-        """The adapter name serving a stage, or None (the bare base model)."""
+        """The adapter name serving a stage, or None (the bare base model, or a stage that is a
+        whole model: see `model_for`)."""
         return self.names.get(stage)
+
+    def model_for(self, stage: str | None) -> LanguageModel:
+        """The model a stage runs on: its own when it was fine-tuned whole, else the base."""
+        return self.full.get(stage, self.lm) if stage else self.lm
 
     # -- stage 1 ---------------------------------------------------------------------------------
     def stage1_prompt(self, question: Question) -> str:
@@ -127,7 +138,7 @@ class Student:
         for i in range(0, len(questions), per_call):
             part = questions[i : i + per_call]
             start = time.perf_counter()
-            texts = self.lm.generate(
+            texts = self.model_for(stage).generate(
                 [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self.adapter(stage), stop, sampling, k
             )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
@@ -139,7 +150,9 @@ class Student:
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
-        for text in self.lm.stream(prompt, self.max_rationale_tokens, self.adapter("rationale"), formats.rationale_finished):
+        for text in self.model_for("rationale").stream(
+            prompt, self.max_rationale_tokens, self.adapter("rationale"), formats.rationale_finished
+        ):
             yield formats.rationale_body(text)
 
     # -- stage 2 and the baselines -------------------------------------------------------------
@@ -174,7 +187,7 @@ class Student:
             for c in q.choices:
                 flat_prompts.append(p)
                 flat_targets.append(formats.answer_target(c))
-        scored = self.lm.score(flat_prompts, flat_targets, adapter=self.adapter(stage) if stage else None)
+        scored = self.model_for(stage).score(flat_prompts, flat_targets, adapter=self.adapter(stage) if stage else None)
         ms = int((time.perf_counter() - start) * 1000 / max(1, len(questions)))
         answers, at = [], 0
         for q in questions:
@@ -229,11 +242,17 @@ def with_prior(question: Question, answer: Answer, prior: Answer, weight: float,
     return Answer(question.id, best, question.choice(best).text, probs, method, answer.duration_ms + prior.duration_ms)
 
 
+def is_full_model(path: Path) -> bool:
+    """Whether a stage folder holds a whole fine-tuned model (`scicot train --full`), not an adapter."""
+    return not (Path(path) / "adapter_config.json").exists() and (Path(path) / "config.json").exists()
+
+
 def find_adapters(folder: Path | None) -> dict[str, Path]:
-    """The stage adapters in a folder laid out as `<folder>/<stage>/adapter_config.json`."""
+    """The stages in a folder laid out as `<folder>/<stage>/`: each a LoRA adapter
+    (adapter_config.json) or a whole fine-tuned model (config.json)."""
     if folder is None or not Path(folder).is_dir():
         return {}
-    return {s: Path(folder) / s for s in STAGES if (Path(folder) / s / "adapter_config.json").exists()}
+    return {s: Path(folder) / s for s in STAGES if (Path(folder) / s / "adapter_config.json").exists() or is_full_model(Path(folder) / s)}
 
 
 def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path]:
@@ -248,7 +267,7 @@ def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path
             problem = "does not exist" if not Path(configured).is_dir() else "holds no <stage>/adapter_config.json"
             raise ConfigError(
                 f"adapter folder {configured} {problem}; point SCICOT_ADAPTERS (or --adapters) at a folder with "
-                f"{'/, '.join(STAGES)}/ adapters, or set it to none for the bare base model."
+                f"{'/, '.join(STAGES)}/ adapters (or whole models from `scicot train --full`), or set it to none for the bare base model."
             )
         return found
     from .base_models import family

@@ -12,8 +12,8 @@
 # training question), MAXTOK (rationale tokens), EPOCHS, LR, RANK, SMOKE=N (N questions and
 # steps everywhere: a quick check of the whole path), and for the dev decisions: STAGE1_SOURCES
 # (stage 1's rationale files, space-separated patterns: e.g. "gpt4o-level1 gemini15flash-level1
-# entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS).
-# Each decision needs its own RUN.
+# entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS),
+# FULL=1 (every stage fine-tuned whole instead of LoRA). Each decision needs its own RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -31,6 +31,7 @@ STAGE1=()
 for pattern in ${STAGE1_SOURCES:-}; do STAGE1+=(--source "$pattern"); done
 [ ${#STAGE1[@]} -gt 0 ] || STAGE1=("${SOURCES[@]}")
 AO_EPOCHS=${AO_EPOCHS:-$EPOCHS}
+WEIGHTS=(); [ "${FULL:-0}" = 1 ] && WEIGHTS=(--full)
 QUESTIONS=(--questions arc_easy/train --questions arc_challenge/train --questions openbookqa/train)
 TRAIN_SET=(--set batch_size="$BS" --set learning_rate="$LR" --set epochs="$EPOCHS" --set max_length=320
   --set lora_r="$RANK" --set lora_alpha=$((2 * RANK)) --set save_steps=200 --set logging_steps=20
@@ -43,9 +44,9 @@ fi
 
 train() {  # train STAGE ARGS...: skipped once its adapter exists
   local stage=$1; shift
-  [ -f "$A/$stage/adapter_config.json" ] && { log "$stage already trained"; return; }
+  [ -f "$A/$stage/adapter_config.json" ] || [ -f "$A/$stage/model.safetensors" ] && { log "$stage already trained"; return; }
   log "train $stage"
-  scicot train --stage "$stage" --data-dir "$DATA" --out "$A/$stage" "${TRAIN_SET[@]}" "$@"
+  scicot train --stage "$stage" --data-dir "$DATA" --out "$A/$stage" "${TRAIN_SET[@]}" "${WEIGHTS[@]}" "$@"
 }
 
 evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set

@@ -60,7 +60,7 @@ def swap(staging: Path, dest: Path) -> None:
 # Where each rationale file of ../shared/data comes from, by the start of its name (the card names
 # the sources a stage read and their licences; see that folder's README).
 SOURCES = {
-    "flan_t5_": "Flan-T5 rationalizations (the teacher saw the gold answer), public data of \"Beyond Answers\" (TinyLLM), Apache-2.0",
+    "flan_t5_": 'Flan-T5 rationalizations (the teacher saw the gold answer), public data of "Beyond Answers" (TinyLLM), Apache-2.0',
     "gpt4o-": "GPT-4o rationales, public data of Chen et al. 2025 (arXiv 2502.18001), Apache-2.0; OpenAI's terms for model outputs apply",
     "gemini15flash-": "Gemini-1.5-Flash rationales, same source as GPT-4o's; Google's terms for model outputs apply",
     "entailmentbank_": "EntailmentBank expert explanations (Dalvi et al. 2021), Apache-2.0 (the data page says CC BY)",
@@ -126,7 +126,14 @@ def _data_lines(info: dict[str, dict]) -> list[str]:
             counts = f"{data['records']:,} rationales for {data['questions']:,} questions, {data['examples']:,} examples" + (
                 f" (with {data['student_rationales']:,} of the student's own rationales)" if data.get("student_rationales") else ""
             )
-        filters = [f for f, on in (("correct only", c.get("correct_only")), (f"at most {c.get('max_per_question')} per question", c.get("max_per_question"))) if on]
+        filters = [
+            f
+            for f, on in (
+                ("correct only", c.get("correct_only")),
+                (f"at most {c.get('max_per_question')} per question", c.get("max_per_question")),
+            )
+            if on
+        ]
         short = [n.removesuffix(".jsonl").removesuffix("_train") for n in names]
         lines.append(f"- `{stage}`: {counts}{'; ' + ', '.join(filters) if filters else ''}; from {', '.join(short)}.")
     lines += ["", "Sources:"] + [f"- {SOURCES[prefix]}." for prefix in SOURCES if prefix in used] + [f"- {QUESTIONS}"]

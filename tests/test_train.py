@@ -10,8 +10,9 @@ from transformers import TrainerCallback
 from scicot_core.base_models import load_model
 from scicot_core.distillation_set import load_distillation_set
 from scicot_core.errors import ConfigError, DataError
+from scicot_core.lm import Sampling
 from scicot_core.questions import sample_items
-from scicot_core.student import Student
+from scicot_core.student import Student, find_adapters
 from scicot_core.train import LOG_FILE, TrainConfig, examples, main, tokenize
 
 
@@ -55,6 +56,31 @@ def test_loss_falls_and_the_adapter_serves_the_student(tmp_path, distill_set, ti
     q = sample_items()[0][0]
     [answer] = student.answers([q], ["A rationale."])
     assert answer.label in q.labels and student.has("answer")
+
+
+def test_a_stage_fine_tuned_whole_serves_the_student_beside_adapters(tmp_path, distill_set, tiny_causal_dir):
+    """`scicot train --full` saves a whole model; a set may mix it with LoRA stages, and eval,
+    ask and the app load it through the same folder layout."""
+    adapters = tmp_path / "set"
+    main(
+        _config(tmp_path, tiny_causal_dir, distill_set, "rationale", lora=False, output_dir=str(adapters / "rationale")),
+        tmp_path / "c",
+        progress=False,
+    )
+    main(_config(tmp_path, tiny_causal_dir, distill_set, "answer", output_dir=str(adapters / "answer")), tmp_path / "c", progress=False)
+    assert not (adapters / "rationale" / "adapter_config.json").exists()
+    assert find_adapters(adapters) == {"rationale": adapters / "rationale", "answer": adapters / "answer"}
+    base = load_model(str(tiny_causal_dir), tmp_path)
+    student = Student(base, adapters=find_adapters(adapters))
+    assert student.model_for("rationale") is not base and student.model_for("answer") is base
+    assert base.adapters.keys() == {student.adapter("answer")}  # the whole model is not attached to the base
+    assert student.model_id_of(["rationale", "answer"]).endswith(" + LoRA[answer] + full[rationale]")
+    q = sample_items()[0][0]
+    [rationales] = student.sample_rationales([q], 2, Sampling(seed=3), batch_size=2)
+    [again] = student.sample_rationales([q], 2, Sampling(seed=3), batch_size=2)
+    assert [r.text for r in rationales] == [r.text for r in again] and rationales[0].model_id.endswith("full[rationale]")
+    [answer] = student.answers([q], [rationales[0].text])
+    assert answer.label in q.labels
 
 
 def test_completion_only_labels_and_formats(tiny_causal):

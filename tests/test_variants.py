@@ -207,8 +207,22 @@ def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
     tmp_path, adapters, questions, env = tiny_set
     root = Path(__file__).resolve().parent.parent
     reports = tmp_path / "reports"
-    for name, extra in (("greedy", ["--variant", "answer-only", "--variant", "two-stage"]), ("k3", ["--samples", "3", "--variant", "two-stage"])):
-        cmd = ["eval", "--questions", str(questions), "--adapters", str(adapters), "--out", str(reports / name), "--max-tokens", "6", *extra]
+    for name, extra in (
+        ("greedy", ["--variant", "answer-only", "--variant", "two-stage"]),
+        ("k3", ["--samples", "3", "--variant", "two-stage"]),
+    ):
+        cmd = [
+            "eval",
+            "--questions",
+            str(questions),
+            "--adapters",
+            str(adapters),
+            "--out",
+            str(reports / name),
+            "--max-tokens",
+            "6",
+            *extra,
+        ]
         result = CliRunner().invoke(main, cmd, env=env)
         assert result.exit_code == 0, result.output
     dest = tmp_path / "shipped"
