@@ -24,12 +24,15 @@ def question_md(q: Question) -> str:
 
 
 def plain_model(model_id: str) -> str:
-    """A model id as a reader says it: `base + LoRA[a, b]` becomes `base with adapters a, b`; a
-    model loaded from a folder is named by the folder alone, also where its path ends a longer id
-    ("human edit of /srv/models/x" becomes "human edit of x"): the server's paths stay private."""
-    base, _, adapters = model_id.partition(" + LoRA[")
+    """A model id as a reader says it: `base + LoRA[a, b]` becomes `base with adapters a, b`
+    (`+ full[c]`, a stage fine-tuned whole: `and c fine-tuned whole`); a model loaded from a
+    folder is named by the folder alone, also where its path ends a longer id ("human edit of
+    /srv/models/x" becomes "human edit of x"): the server's paths stay private."""
+    rest, _, full = model_id.partition(" + full[")
+    base, _, adapters = rest.partition(" + LoRA[")
     base = ABSOLUTE_PATH.sub(lambda m: PurePath(m.group(0)).name, base)
-    return f"{base} with adapters {adapters.rstrip(']')}" if adapters else base
+    said = f"{base} with adapters {adapters.rstrip(']')}" if adapters else base
+    return f"{said} and {full.rstrip(']')} fine-tuned whole" if full else said
 
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/.*$")  # a path runs to the end of the id ("human edit of <id>")

@@ -9,7 +9,7 @@ from demo import handlers as h
 from demo import handlers_curate as hr
 from demo import plots
 from demo.deps import BASE_SET
-from demo.render import safe
+from demo.render import plain_model, safe
 from scicot_core.errors import DataError, PermissionDenied
 
 
@@ -259,3 +259,19 @@ def test_long_text_in_the_curate_table_is_cut_at_a_word_with_an_ellipsis():
     cut = _cut(stem, 40)
     assert cut == "A student pushes a heavy box across a…" and len(cut) <= 40
     assert _cut("short", 40) == "short" and _cut("x" * 50, 10) == "x" * 9 + "…"
+
+
+@pytest.mark.parametrize(
+    "model_id, said",
+    [
+        (
+            "HuggingFaceTB/SmolLM2-135M-Instruct + LoRA[answer, rationale]",
+            "HuggingFaceTB/SmolLM2-135M-Instruct with adapters answer, rationale",
+        ),
+        ("/srv/models/base + LoRA[answer] + full[rationale]", "base with adapters answer and rationale fine-tuned whole"),
+        ("/srv/models/base + full[answer, rationale]", "base and answer, rationale fine-tuned whole"),
+        ("human edit of /srv/models/x", "human edit of x"),
+    ],
+)
+def test_model_ids_read_in_words_without_server_paths(model_id, said):
+    assert plain_model(model_id) == said
