@@ -239,8 +239,9 @@ def eval_(
     on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
     (self-consistency) and also reports the majority vote and accuracy against k.
 
-    An interrupted run resumes where it stopped: the rationales it had generated are kept in
-    OUT/generated.partial.jsonl and reused when the same command runs again."""
+    An interrupted run resumes where it stopped: the rationales it had generated, and stage 2's
+    answers to them, are kept in OUT/generated.partial.jsonl and reused when the same command
+    runs again."""
     from scicot_core.base_models import family, load_model
     from scicot_core.lm import Sampling
 
@@ -263,7 +264,11 @@ def eval_(
     checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling)
     given = checkpoint.load()
     if given:
-        click.echo(f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}")
+        answered = sum(map(len, checkpoint.scored.values()))
+        click.echo(
+            f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}"
+            + (f", and stage 2's answers for {answered} of them" if answered else "")
+        )
     for i, texts in reused.items():
         given.setdefault("two-stage", {})[i] = [Rationale(i, t, "student", "reused from an earlier run") for t in texts]
     student = Student(
@@ -274,7 +279,18 @@ def eval_(
     variants = available(student, variants or VARIANTS)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
         result = evaluate(
-            student, questions, variants, batch_size, lambda v, n: bar.update(n), given, checkpoint.append, samples, sampling, weight
+            student,
+            questions,
+            variants,
+            batch_size,
+            lambda v, n: bar.update(n),
+            given,
+            checkpoint.append,
+            samples,
+            sampling,
+            weight,
+            checkpoint.scored,
+            checkpoint.append_answers,
         )
     paths = write_report(result, out_dir, title)
     checkpoint.path.unlink(missing_ok=True)

@@ -36,6 +36,8 @@ def evaluate(
     samples: int = 1,
     sampling: Sampling | None = None,
     prior_weight: float = variants.DEFAULT_PRIOR_WEIGHT,
+    scored: dict[str, dict[str, tuple[list[str], list[dict[str, float]]]]] | None = None,
+    on_scored: Callable[[str, list[tuple[str, list[str], list[dict[str, float]]]]], None] | None = None,
 ) -> dict:
     """Run each variant over the questions in batches; returns accuracy, timings and predictions.
 
@@ -44,13 +46,15 @@ def evaluate(
     against k, and how often stage 2 follows a rationale whose own conclusion is wrong.
     `given` maps a generating variant to rationales by question id that it reuses instead of
     generating (an earlier run's, or those of an interrupted run); `on_generated(variant,
-    rationales)` sees each batch of freshly generated ones, so a caller can keep them."""
+    rationales)` sees each batch of freshly generated ones, so a caller can keep them. `scored`
+    and `on_scored` do the same for stage 2's answers: by variant and question id, the rationale
+    texts read and each one's choice probabilities (reused only for the very same texts)."""
     if samples < 1:
         raise ConfigError(f"samples must be at least 1, not {samples}.")
     if samples > 1 and sampling is None:
         raise ConfigError("more than one rationale per question needs sampling: give a temperature above 0.")
     chosen = available(student, wanted)
-    run = Run(student, batch_size, given or {}, on_generated, samples, sampling)
+    run = Run(student, batch_size, given or {}, on_generated, samples, sampling, scored or {}, on_scored)
     timings = {}
     for name in [v for v in VARIANTS if v in chosen or v in _needed_by(chosen)]:
         start = time.perf_counter()
@@ -70,9 +74,9 @@ def _needed_by(chosen: Sequence[str]) -> set[str]:
 class Run:
     """The answers of every variant so far, per question, and the rationales behind them."""
 
-    def __init__(self, student: Student, batch_size: int, given, on_generated, samples: int, sampling: Sampling | None):
+    def __init__(self, student: Student, batch_size: int, given, on_generated, samples: int, sampling: Sampling | None, scored, on_scored):
         self.student, self.batch_size, self.given, self.on_generated = student, batch_size, given, on_generated
-        self.samples, self.sampling = samples, sampling
+        self.samples, self.sampling, self.scored, self.on_scored = samples, sampling, scored, on_scored
         self.answers: dict[str, dict[str, Answer]] = {}
         self.per_rationale: dict[str, dict[str, list[Answer]]] = {}
         self.rationales: dict[str, dict[str, list[Rationale]]] = {}
@@ -92,10 +96,25 @@ class Run:
                 got = s.single_stage(part, [rs[0].text for rs in texts])
                 self.per_rationale.setdefault(name, {}).update({q.id: [a] for q, a in zip(part, got)})
             else:
-                each = s.answers_over(part, [[r.text for r in rs] for rs in texts])
+                each = self._answers_over(name, part, [[r.text for r in rs] for rs in texts])
                 self.per_rationale.setdefault(name, {}).update({q.id: a for q, a in zip(part, each)})
                 got = [mean_answer(q, a, name) for q, a in zip(part, each)]
         self.answers.setdefault(name, {}).update({q.id: a for q, a in zip(part, got)})
+
+    def _answers_over(self, name: str, part: list[Question], texts: list[list[str]]) -> list[list[Answer]]:
+        """Stage 2 on each question's rationales, reusing answers kept for the very same texts."""
+        known = self.scored.get(name, {})
+        out: list[list[Answer] | None] = [
+            [_kept_answer(q, p, name) for p in known[q.id][1]] if known.get(q.id, ([], []))[0] == ts else None for q, ts in zip(part, texts)
+        ]
+        todo = [i for i, a in enumerate(out) if a is None]
+        if todo:
+            fresh = self.student.answers_over([part[i] for i in todo], [texts[i] for i in todo])
+            for i, answers in zip(todo, fresh):
+                out[i] = answers
+            if self.on_scored:
+                self.on_scored(name, [(part[i].id, texts[i], [a.probabilities for a in out[i]]) for i in todo])
+        return out
 
     def _rationales(self, name: str, part: list[Question], k: int, stage: str) -> list[list[Rationale]]:
         reuse = self.given.get(name, {})
@@ -169,6 +188,11 @@ class Run:
                         for r, b in zip(texts, self.per_rationale[v][q.id])
                     ]
         return row
+
+
+def _kept_answer(q: Question, probabilities: dict[str, float], method: str) -> Answer:
+    best = max(probabilities, key=probabilities.get)
+    return Answer(q.id, best, q.choice(best).text, probabilities, method)
 
 
 def _rounded(answer: Answer) -> dict:

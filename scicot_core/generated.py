@@ -14,10 +14,13 @@ from .questions import Rationale
 
 class GeneratedCheckpoint:
     """Rationales an evaluation has generated so far, one JSON line per question (its k
-    rationales), so an interrupted run resumes without generating them again. Each line records
-    what wrote it (base model, the adapter's path and a hash of its weights, the text format,
-    the length limit, k and the sampling settings); only lines written exactly as this run
-    would write them are reused. A torn last line is ignored."""
+    rationales), so an interrupted run resumes without generating them again; and stage 2's
+    answers to them (`kind: answers`: each rationale's choice probabilities), so it does not
+    score them again either (on a CPU scoring k rationales costs as much as writing them). Each
+    line records what wrote it (base model, the adapter's path and a hash of its weights, the
+    text format, the length limit, k and the sampling settings); only lines written exactly as
+    this run would write them are reused, and answers only for the same rationale texts. A torn
+    last line is ignored."""
 
     STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
 
@@ -28,9 +31,13 @@ class GeneratedCheckpoint:
             v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
             for v, stage in self.STAGE.items()
         }
+        self.answer_writer = self.writer["two-stage"] | {"answer": _writer(base_model, adapters.get("answer"), max_tokens)}
+        self.scored: dict[str, dict[str, tuple[list[str], list[dict[str, float]]]]] = {}  # filled by `load`
 
     def load(self) -> dict[str, dict[str, list[Rationale]]]:
+        """The rationales kept, by variant and question id; the answers kept go to `scored`."""
         given: dict[str, dict[str, list[Rationale]]] = {}
+        self.scored = {}
         if not self.path.exists():
             return given
         text = self.path.read_text(encoding="utf-8")
@@ -40,7 +47,12 @@ class GeneratedCheckpoint:
         for line in text.splitlines():
             try:
                 row = json.loads(line)
-                if self.writer.get(row["variant"]) == row["writer"]:
+                if row.get("kind") == "answers":
+                    if row["variant"] == "two-stage" and row["writer"] == self.answer_writer:
+                        texts, probs = list(row["rationales"]), [dict(p) for p in row["probabilities"]]
+                        if len(texts) == len(probs) and all(isinstance(t, str) for t in texts):
+                            self.scored.setdefault("two-stage", {})[row["id"]] = (texts, probs)
+                elif self.writer.get(row["variant"]) == row["writer"]:
                     rs = [
                         Rationale(row["id"], r["text"], "student", row["model_id"], row["ms"], meta={"conclusion": r["conclusion"]})
                         for r in row["rationales"]
@@ -63,6 +75,15 @@ class GeneratedCheckpoint:
                     "ms": rs[0].duration_ms,
                 }
                 f.write(json.dumps(row | {"writer": self.writer[variant]}) + "\n")
+
+    def append_answers(self, variant: str, scored: list[tuple[str, list[str], list[dict[str, float]]]]) -> None:
+        """Stage 2's answers to a batch: (question id, the rationale texts it read, each one's
+        choice probabilities)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            for question_id, texts, probs in scored:
+                row = {"variant": variant, "kind": "answers", "id": question_id, "rationales": texts, "probabilities": probs}
+                f.write(json.dumps(row | {"writer": self.answer_writer}) + "\n")
 
 
 def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:

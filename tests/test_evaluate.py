@@ -138,9 +138,15 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     monkeypatch.setattr(Student, "answers", crash_on_second_batch)
     assert CliRunner().invoke(main, args, env=env).exit_code != 0
     checkpoint = out / "generated.partial.jsonl"
-    kept = [json.loads(line) for line in checkpoint.read_text().splitlines()]
+    lines = [json.loads(line) for line in checkpoint.read_text().splitlines()]
+    kept = [k for k in lines if k.get("kind") != "answers"]
+    answered = [k for k in lines if k.get("kind") == "answers"]
     assert [k["id"] for k in kept] == ["q1", "q2", "q3", "q4"] and not (out / "results.json").exists()
-    # A line written by another model, and a torn last line, are ignored.
+    # Stage 2 answered the first batch before the crash: those answers are kept too.
+    assert [a["id"] for a in answered] == ["q1", "q2"]
+    assert answered[0]["rationales"] == [kept[0]["rationales"][0]["text"]] and set(answered[0]["probabilities"][0]) == {"A", "B"}
+    # A line written by another model, and a torn last line, are ignored; answers kept for other
+    # text than the rationale now read are scored again.
     with open(checkpoint, "a") as f:
         f.write(
             json.dumps(
@@ -149,8 +155,10 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
             )
             + "\n"
         )
+        f.write(json.dumps(answered[1] | {"rationales": ["other text"]}) + "\n")  # answers to other text: scored again
         f.write('{"variant": "two-st')
-    monkeypatch.setattr(Student, "answers", real)
+    scored = []
+    monkeypatch.setattr(Student, "answers", lambda self, qs, rs: scored.extend(q.id for q in qs) or real(self, qs, rs))
     generated = []
     real_rationales = Student.sample_rationales
     monkeypatch.setattr(
@@ -159,8 +167,10 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert "resuming: reusing 4 questions' rationales" in result.output and generated == []
+    assert "stage 2's answers for 2 of them" in result.output and scored == ["q2", "q3", "q4"]
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
     assert [p["two-stage"]["rationale"] for p in preds] == [k["rationales"][0]["text"] for k in kept]
+    assert preds[0]["two-stage"]["probabilities"] == {k: round(v, 4) for k, v in answered[0]["probabilities"][0].items()}
     assert not checkpoint.exists()
 
 
