@@ -85,7 +85,8 @@ class Student:
         return self.model_id_of(sorted(STAGES))
 
     def model_id_of(self, stages) -> str:
-        """What runs for these stages: the base model and those of their adapters that are loaded."""
+        """What runs for these stages: the base model, those of their adapters that are loaded,
+        and those of them fine-tuned whole (`full[...]`)."""
         names = [s for s in stages if s in self.names]
         full = [s for s in stages if s in self.full]
         return self.lm.model_id + (f" + LoRA[{', '.join(names)}]" if names else "") + (f" + full[{', '.join(full)}]" if full else "")
