@@ -264,7 +264,11 @@ def eval_(
     checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling)
     given = checkpoint.load()
     if given:
-        answered = sum(map(len, checkpoint.scored.values()))
+        kept = checkpoint.scored.get("two-stage", {})
+        answered = sum(  # answers kept for exactly the rationales to be read now
+            kept.get(i, ([], []))[0] == [formats.rationale_body(r.text) for r in rs[:samples]]
+            for i, rs in given.get("two-stage", {}).items()
+        )
         click.echo(
             f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}"
             + (f", and stage 2's answers for {answered} of them" if answered else "")

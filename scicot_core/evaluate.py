@@ -238,7 +238,9 @@ def comparison_table(result: dict, label: Callable[[str], str] = str) -> str:
 
 
 def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
-    """results.json, results.md, predictions.jsonl and accuracy.png in `out_dir`."""
+    """results.json, results.md, predictions.jsonl and accuracy.png in `out_dir`, and
+    accuracy_by_k.png when two-stage sampled several rationales per question (and the questions
+    have answer keys)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: out_dir / name for name in ("results.json", "results.md", "predictions.jsonl", "accuracy.png")}
     summary = {k: v for k, v in result.items() if k not in ("predictions", "rationales")} | {"title": title}
@@ -248,9 +250,10 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict[str, Path]:
         for p in result["predictions"]:
             f.write(json.dumps(p) + "\n")
     bar_chart({title: summary["accuracy"]}, paths["accuracy.png"], chance=None)
-    if len((summary.get("accuracy_by_k") or {}).get("two-stage") or []) > 1:
+    by_k = (summary.get("accuracy_by_k") or {}).get("two-stage") or []
+    if len(by_k) > 1 and None not in by_k:  # questions without answer keys have no accuracy
         reference = {title: summary["accuracy"]["answer-only"]} if summary["accuracy"].get("answer-only") is not None else {}
-        paths["accuracy_by_k.png"] = k_chart({title: summary["accuracy_by_k"]["two-stage"]}, out_dir / "accuracy_by_k.png", reference)
+        paths["accuracy_by_k.png"] = k_chart({title: by_k}, out_dir / "accuracy_by_k.png", reference)
     return paths
 
 

@@ -1,5 +1,5 @@
-"""Rationales an evaluation has generated so far, kept on disk so that an interrupted run
-resumes without generating them again."""
+"""Rationales an evaluation has generated so far, and stage 2's answers to them, kept on disk
+so that an interrupted run resumes without generating or scoring them again."""
 
 from __future__ import annotations
 
@@ -89,7 +89,10 @@ class GeneratedCheckpoint:
 def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:
     names = ("adapter_model.safetensors", "model.safetensors")  # an adapter, or a stage fine-tuned whole
     weights = next((Path(adapter) / n for n in names if (Path(adapter) / n).exists()), None) if adapter else None
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights and weights.exists() else None
+    digest = None
+    if weights and weights.exists():
+        with open(weights, "rb") as f:  # a whole model's weights are 540 MB: hashed as a stream
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
     return {
         "base": base_model,
         "adapter": str(Path(adapter).resolve()) if adapter else None,

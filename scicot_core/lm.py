@@ -65,14 +65,8 @@ class LanguageModel:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.adapters: dict[str, Path] = {}
+        self.whole: dict[str, LanguageModel] = {}  # stages fine-tuned whole, by folder: loaded once, beside this model
         self.lock = threading.RLock()
-
-    @classmethod
-    def from_folder(cls, path: Path) -> LanguageModel:
-        """A whole model saved in a local folder (a stage from `scicot train --full`)."""
-        from .base_models import load_model
-
-        return load_model(str(path), Path(path), offline=True)
 
     @property
     def device(self) -> torch.device:

@@ -74,7 +74,7 @@ class Student:
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}")
             if is_full_model(path):
-                self.full[stage] = LanguageModel.from_folder(path)
+                self.full[stage] = _whole_model(lm, path)
                 continue
             self.names[stage] = adapter_name(path, stage)
             lm.load_adapter(self.names[stage], path)  # once per model: a second student reuses it
@@ -243,6 +243,18 @@ def with_prior(question: Question, answer: Answer, prior: Answer, weight: float,
     return Answer(question.id, best, question.choice(best).text, probs, method, answer.duration_ms + prior.duration_ms)
 
 
+def _whole_model(lm: LanguageModel, path: Path) -> LanguageModel:
+    """A stage fine-tuned whole, loaded once per base model and folder (the app builds a
+    `Student` for every ask)."""
+    from .base_models import load_model
+
+    key = str(Path(path).resolve())
+    with lm.lock:
+        if key not in lm.whole:
+            lm.whole[key] = load_model(key, Path(key), offline=True)
+        return lm.whole[key]
+
+
 def is_full_model(path: Path) -> bool:
     """Whether a stage folder holds a whole fine-tuned model (`scicot train --full`), not an adapter."""
     return not (Path(path) / "adapter_config.json").exists() and (Path(path) / "config.json").exists()
@@ -265,7 +277,7 @@ def default_adapters(configured: Path | None, base_model: str) -> dict[str, Path
             return {}
         found = find_adapters(configured)
         if not found:
-            problem = "does not exist" if not Path(configured).is_dir() else "holds no <stage>/adapter_config.json"
+            problem = "does not exist" if not Path(configured).is_dir() else "holds no <stage>/adapter_config.json (nor config.json)"
             raise ConfigError(
                 f"adapter folder {configured} {problem}; point SCICOT_ADAPTERS (or --adapters) at a folder with "
                 f"{'/, '.join(STAGES)}/ adapters (or whole models from `scicot train --full`), or set it to none for the bare base model."

@@ -13,14 +13,16 @@
 # steps everywhere: a quick check of the whole path), and for the dev decisions: STAGE1_SOURCES
 # (stage 1's rationale files, space-separated patterns: e.g. "gpt4o-level1 gemini15flash-level1
 # entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS),
-# FULL=1 (every stage fine-tuned whole instead of LoRA). Each decision needs its own RUN.
+# FULL=1 (every stage fine-tuned whole instead of LoRA; LR then defaults to 2e-5). Each
+# decision needs its own RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
 BS=${BS:-8}; GEN_BS=${GEN_BS:-32}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
-EPOCHS=${EPOCHS:-1}; LR=${LR:-2e-4}; RANK=${RANK:-16}
+EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}
+LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
 mkdir -p "$A" "$RUN/dev" "$RUN/test" "$RUN/own"
 scicot() { "$PY" -m demo.cli "$@"; }
@@ -28,7 +30,8 @@ log() { echo "== $* $(date -u +%FT%TZ)"; }
 
 SOURCES=(--source 'gpt4o-level[1-3]' --source 'gemini15flash-level[1-4]' --source entailmentbank --source flan_t5)
 STAGE1=()
-for pattern in ${STAGE1_SOURCES:-}; do STAGE1+=(--source "$pattern"); done
+read -ra patterns <<< "${STAGE1_SOURCES:-}"  # split on spaces, never glob-expanded here
+for pattern in "${patterns[@]}"; do STAGE1+=(--source "$pattern"); done
 [ ${#STAGE1[@]} -gt 0 ] || STAGE1=("${SOURCES[@]}")
 AO_EPOCHS=${AO_EPOCHS:-$EPOCHS}
 WEIGHTS=(); [ "${FULL:-0}" = 1 ] && WEIGHTS=(--full)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB, family
 from scicot_core.evaluate import VARIANTS, bar_chart, k_chart
+from scicot_core.student import is_full_model
 
 KEEP = ("adapter_config.json", "adapter_model.safetensors", "scicot_train_config.json", "training_log.jsonl")
 DATA = "scicot_train_data.json"  # what the run read (files, filters, counts, device), when recorded
@@ -30,31 +31,42 @@ def stage_adapters(source: Path, stages: list[str], dest: Path) -> tuple[Path, d
     """Copy each stage's adapter into a staging folder beside `dest` (`dest` is not touched);
     returns the folder and each stage's training config, run summary and data summary."""
     for stage in stages:
+        if is_full_model(source / stage):
+            raise SystemExit(f"{source / stage} is a whole fine-tuned model, not an adapter: only adapters ship in the package.")
         missing = [name for name in KEEP if not (source / stage / name).exists()]
         if missing:
             raise SystemExit(f"{source / stage} lacks {missing}: train the stage first (scicot train --stage {stage}).")
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
-    info = {}
-    for stage in stages:
-        src, out = source / stage, staging / stage
-        out.mkdir(parents=True)
-        for name in KEEP + ((DATA,) if (src / DATA).exists() else ()):
-            shutil.copy2(src / name, out / name)
-        config = json.loads((out / "adapter_config.json").read_text())
-        config["base_model_name_or_path"] = SMOLLM2_HUB  # not the trainer's local cache path
-        (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
-        data = json.loads((out / DATA).read_text()) if (out / DATA).exists() else None
-        info[stage] = {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data}
-    return staging, info
+    try:
+        return staging, {stage: _stage_copy(source / stage, staging / stage) for stage in stages}
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _stage_copy(src: Path, out: Path) -> dict:
+    """One stage's files into the staging folder; its config, run summary and data summary."""
+    out.mkdir(parents=True)
+    for name in KEEP + ((DATA,) if (src / DATA).exists() else ()):
+        shutil.copy2(src / name, out / name)
+    config = json.loads((out / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = SMOLLM2_HUB  # not the trainer's local cache path
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    data = json.loads((out / DATA).read_text()) if (out / DATA).exists() else None
+    return {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data}
 
 
 def swap(staging: Path, dest: Path) -> None:
-    """The staged folder, model card and charts included, becomes `dest`."""
+    """The staged folder, model card and charts included, becomes `dest` (the old one is moved
+    aside first and deleted last, so `dest` is never missing for longer than two renames)."""
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
-        shutil.rmtree(dest)
+        dest.rename(old)
     staging.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # Where each rationale file of ../shared/data comes from, by the start of its name (the card names
@@ -140,7 +152,7 @@ def _data_lines(info: dict[str, dict]) -> list[str]:
     return lines
 
 
-def model_card(info: dict[str, dict], table: str, notes: str, has_k_chart: bool = False) -> str:
+def model_card(info: dict[str, dict], table: str, notes: str, ks: list[int] = (), has_k_chart: bool = False) -> str:
     rows = []
     for stage, entry in info.items():
         c, s = entry["config"], entry["summary"]
@@ -148,6 +160,13 @@ def model_card(info: dict[str, dict], table: str, notes: str, has_k_chart: bool 
         minutes = round(s.get("train_runtime", 0) / 60, 1)
         device = (entry["data"] or {}).get("device", "not recorded")
         rows.append(f"| `{stage}` | {s.get('step')} | {minutes} | {device} | {s.get('train_loss', float('nan')):.3f} | {settings} |")
+    sampled = (
+        f', and "k={ks[0]}" marks two-stage with {ks[0]} sampled rationales per question, stage 2\'s probabilities averaged'
+        if len(ks) == 1
+        else ', and "k=N" marks two-stage with N sampled rationales per question, stage 2\'s probabilities averaged'
+        if ks
+        else ""
+    )
     k_figure = "\n\n![two-stage accuracy against k, answer-only dashed](accuracy_by_k.png)" if has_k_chart else ""
     return f"""---
 base_model: {SMOLLM2_HUB}
@@ -180,8 +199,7 @@ Settings were chosen on the dev splits only.
 ## Scores
 
 Accuracy, each variant on every question of the split named (`scicot eval`); the zero-shot
-column is the bare base model scoring each choice's text after the question, and "k=8" marks
-two-stage with 8 sampled rationales per question, stage 2's probabilities averaged:
+column is the bare base model scoring each choice's text after the question{sampled}:
 
 {table}
 
@@ -210,7 +228,8 @@ def main() -> None:
     notes = args.notes.read_text() if args.notes else ""
     staging, info = stage_adapters(args.source, args.stages, args.dest)
     try:
-        (staging / "README.md").write_text(model_card(info, scores_table(found), notes, has_k_chart=bool(by_k)))
+        ks = sorted({int(v.rsplit(" k=", 1)[1]) for row in found.values() for v in row if " k=" in v})
+        (staging / "README.md").write_text(model_card(info, scores_table(found), notes, ks, has_k_chart=bool(by_k)))
         bar_chart(found, staging / "accuracy.png", chance=0.25)
         if by_k:
             references = {name: row.get("answer-only") for name, row in found.items()}

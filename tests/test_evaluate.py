@@ -167,7 +167,7 @@ def test_an_interrupted_eval_resumes_with_the_rationales_it_had_generated(tmp_pa
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert "resuming: reusing 4 questions' rationales" in result.output and generated == []
-    assert "stage 2's answers for 2 of them" in result.output and scored == ["q2", "q3", "q4"]
+    assert "stage 2's answers for 1 of them" in result.output and scored == ["q2", "q3", "q4"]
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
     assert [p["two-stage"]["rationale"] for p in preds] == [k["rationales"][0]["text"] for k in kept]
     assert preds[0]["two-stage"]["probabilities"] == {k: round(v, 4) for k, v in answered[0]["probabilities"][0].items()}

@@ -41,7 +41,9 @@ def test_the_shipped_student_is_the_default_only_for_its_base_model(tmp_path):
     assert default_adapters("none", SMOLLM2) == {}
 
 
-@pytest.mark.parametrize("folder, problem", [("missing", "does not exist"), ("", "holds no <stage>/adapter_config.json")])
+@pytest.mark.parametrize(
+    "folder, problem", [("missing", "does not exist"), ("", r"holds no <stage>/adapter_config.json \(nor config.json\)")]
+)
 def test_a_configured_folder_without_adapters_is_an_error_not_the_bare_model(tmp_path, folder, problem):
     with pytest.raises(ConfigError, match=f"adapter folder .* {problem}; point SCICOT_ADAPTERS"):
         default_adapters(tmp_path / folder, SMOLLM2)

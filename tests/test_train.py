@@ -73,6 +73,8 @@ def test_a_stage_fine_tuned_whole_serves_the_student_beside_adapters(tmp_path, d
     base = load_model(str(tiny_causal_dir), tmp_path)
     student = Student(base, adapters=find_adapters(adapters))
     assert student.model_for("rationale") is not base and student.model_for("answer") is base
+    # The app builds a student per ask: the whole model is loaded once per base, not each time.
+    assert Student(base, adapters=find_adapters(adapters)).model_for("rationale") is student.model_for("rationale")
     assert base.adapters.keys() == {student.adapter("answer")}  # the whole model is not attached to the base
     assert student.model_id_of(["rationale", "answer"]).endswith(" + LoRA[answer] + full[rationale]")
     q = sample_items()[0][0]

@@ -248,6 +248,7 @@ def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
     assert "trained on" in card and "CPU (" in card
     header = next(line for line in card.splitlines() if line.startswith("| questions |"))
     assert header == "| questions | answer-only | two-stage | two-stage k=3 |"
+    assert '"k=3" marks two-stage with 3 sampled rationales per question' in card
     assert "![two-stage accuracy against k, answer-only dashed](accuracy_by_k.png)" in card
     for name in ("accuracy.png", "accuracy_by_k.png"):
         assert (dest / name).read_bytes()[:4] == b"\x89PNG"
