@@ -161,22 +161,15 @@ def tiny_set(tmp_path_factory, tiny_causal_dir):
     return tmp_path, adapters, questions, env
 
 
+def _eval_args(tiny_set, out, *extra) -> list[str]:
+    """`scicot eval` of the tiny set on its questions, short rationales, report in `out`."""
+    _, adapters, questions, _ = tiny_set
+    return ["eval", "--questions", str(questions), "--adapters", str(adapters), "--out", str(out), "--max-tokens", "6", *extra]
+
+
 def test_eval_and_ask_with_samples_on_a_tiny_model(tiny_set):
     tmp_path, adapters, questions, env = tiny_set
-    args = [
-        "eval",
-        "--questions",
-        str(questions),
-        "--adapters",
-        str(adapters),
-        "--out",
-        str(tmp_path / "r"),
-        "--samples",
-        "3",
-        "--max-tokens",
-        "6",
-    ]
-    result = CliRunner().invoke(main, [*args, "--json"], env=env)
+    result = CliRunner().invoke(main, _eval_args(tiny_set, tmp_path / "r", "--samples", "3", "--json"), env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["variants"] == ["zero-shot", "answer-only", "step-by-step", "two-stage", "two-stage+prior"]
@@ -185,7 +178,7 @@ def test_eval_and_ask_with_samples_on_a_tiny_model(tiny_set):
     preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
     assert all(len(p["two-stage"]["samples"]) == 3 for p in preds)
     assert (tmp_path / "r" / "accuracy_by_k.png").read_bytes()[:4] == b"\x89PNG"
-    bad = CliRunner().invoke(main, [*args[:-4], "--samples", "0"], env=env)
+    bad = CliRunner().invoke(main, _eval_args(tiny_set, tmp_path / "r", "--samples", "0"), env=env)
     assert bad.exit_code != 0 and "--samples" in bad.output
     ask = ["ask", "--question", "What melts ice?", "--choice", "cold", "--choice", "heat", "--samples", "3", "--teacher", "none", "--json"]
     result = CliRunner().invoke(main, ask, env=env | {"SCICOT_ADAPTERS": str(adapters)})
@@ -211,18 +204,7 @@ def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
         ("greedy", ["--variant", "answer-only", "--variant", "two-stage"]),
         ("k3", ["--samples", "3", "--variant", "two-stage"]),
     ):
-        cmd = [
-            "eval",
-            "--questions",
-            str(questions),
-            "--adapters",
-            str(adapters),
-            "--out",
-            str(reports / name),
-            "--max-tokens",
-            "6",
-            *extra,
-        ]
+        cmd = _eval_args(tiny_set, reports / name, *extra)
         result = CliRunner().invoke(main, cmd, env=env)
         assert result.exit_code == 0, result.output
     dest = tmp_path / "shipped"
