@@ -44,16 +44,6 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def merged(base: LanguageModel, adapter: Path | None) -> LanguageModel:
-    """A copy of the base with one stage's adapter folded into its weights."""
-    model = copy.deepcopy(base.model)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    return LanguageModel(model, base.tokenizer, base.model_id)
-
-
 def int8(lm: LanguageModel, per_channel: bool = False) -> LanguageModel:
     """Dynamic int8 quantisation of the Linear layers: every one with one scale per tensor, or
     the decoder's only with one scale per output channel (the output layer stays fp32)."""
@@ -73,22 +63,23 @@ def int8(lm: LanguageModel, per_channel: bool = False) -> LanguageModel:
 class WithoutEarlyStop(LanguageModel):
     """Generates to EOS or the token limit, as stage 1 did before it stopped at the answer sentence."""
 
-    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None):
-        return super().generate(prompts, max_new_tokens, adapter)
+    def generate(self, prompts, max_new_tokens=64, adapter=None, stop=None, sampling=None, k=1):
+        return super().generate(prompts, max_new_tokens, adapter, None, sampling, k)
 
 
 def variants(base: LanguageModel, adapters: dict[str, Path]) -> dict:
     """name -> (stage-1 student, stage-2 student, torch threads). The first is the reference
-    for agreement: fp32 with the adapters attached, as the app and the CLI run it."""
+    for agreement: fp32 with the adapters attached to one base (`SCICOT_MERGE=0`)."""
     cores = torch.get_num_threads()
-    stage1, stage2 = merged(base, adapters.get("rationale")), merged(base, adapters.get("answer"))  # before attaching
-    reference = Student(base, adapters)
+    reference, merging = Student(base, adapters), Student(base, adapters, merge=True)
+    copies = merging.merged_copies()
+    stage1, stage2 = copies.get("rationale", base), copies.get("answer", base)
     unstopped = copy.copy(base)  # the same weights and adapters, generating without the stop
     unstopped.__class__ = WithoutEarlyStop
     return {
-        f"fp32, {cores} threads, adapters attached (the default)": (reference, reference, cores),
+        f"fp32, {cores} threads, adapters attached (SCICOT_MERGE=0)": (reference, reference, cores),
         "the same without stopping at the answer sentence": (Student(unstopped, adapters), reference, cores),
-        "fp32, adapters merged per stage": (Student(stage1), Student(stage2), cores),
+        "fp32, each stage's adapter merged into its own copy (the default)": (merging, merging, cores),
         "int8 dynamic Linear, merged per stage": (Student(int8(stage1)), Student(int8(stage2)), cores),
         "int8 per channel (output layer fp32), merged per stage": (Student(int8(stage1, True)), Student(int8(stage2, True)), cores),
     }
