@@ -4,14 +4,15 @@ GRADIO_SERVER_NAME and GRADIO_SERVER_PORT say."""
 
 import threading
 
-from demo.deps import build_deps
+from demo.deps import DEFAULT_SET, build_deps
 from demo.ui import build_demo, launch_options
 from scicot_core.settings import Settings
 
 settings = Settings.from_env()
 deps = build_deps(settings)
-# Load the model and adapters in the background: the first page is served at once, the first ask finds them ready.
-threading.Thread(target=deps.students.warm, daemon=True).start()
+# Load the model and adapters (and merge the default student's) in the background: the first
+# page is served at once, the first ask finds them ready.
+threading.Thread(target=deps.students.warm, args=(DEFAULT_SET if settings.merge else None,), daemon=True).start()
 demo = build_demo(deps)
 demo.queue(default_concurrency_limit=8)
 

@@ -87,15 +87,16 @@ class AdapterSets:
         self.add(name, stages)
         return None
 
-    def student(self, name: str | None, max_tokens: int = MAX_RATIONALE_TOKENS) -> Student:
-        """The student of one set (an empty name: the bare base model). A set that fails to load
-        is dropped, and the error says so without the server's paths."""
+    def student(self, name: str | None, max_tokens: int = MAX_RATIONALE_TOKENS, merge: bool = False) -> Student:
+        """The student of one set (an empty name: the bare base model), with its ask stages merged
+        into copies of the base when `merge`. A set that fails to load is dropped, and the error
+        says so without the server's paths."""
         if name and name not in self.names():
             why = self.failures().get(name, "there is no such student")
             raise ModelError(f"the student {name!r} is not offered: {why} Choose another.")
         lm, stages = self.model.get(), self.stages(name or "")
         try:
-            return Student(lm, stages, max_rationale_tokens=max_tokens)
+            return Student(lm, stages, max_rationale_tokens=max_tokens, merge=merge)
         except Exception:  # a broken adapter folder fails in PEFT, safetensors or json alike
             raise ModelError(f"the student {name!r} is not offered: {self._broken(name or '')} Choose another.") from None
 
@@ -117,12 +118,13 @@ class AdapterSets:
             self._failures[name] = why
         return why
 
-    def warm(self) -> None:
-        """Load the model and every set's adapters, so that the first ask finds them ready (a set
-        that fails is dropped)."""
+    def warm(self, merged: str | None = None) -> None:
+        """Load the model and every set's adapters, and merge the ask stages of the set named
+        `merged`, so that the first ask finds them ready (a set that fails is dropped)."""
         self.model.get()
         for name in self.names():
-            self._load(name, self.stages(name))
+            if not self._load(name, self.stages(name)) and name == merged:
+                self.student(name, merge=True).merged_copies()
 
 
 class QuestionSources:

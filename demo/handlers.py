@@ -68,7 +68,7 @@ def ask(
         yield view()  # the stored rationale shows while the student loads
     else:
         given = deps.teachers.build(teacher, url, model)
-    student = deps.students.student(adapter_set, max_tokens or base_models.max_tokens(deps.settings.student))
+    student = deps.students.student(adapter_set, max_tokens or base_models.max_tokens(deps.settings.student), deps.settings.merge)
     for event in _paced(asking.ask(question, student, given, baselines=True), every):
         if event is None:
             if asked_at is not None:

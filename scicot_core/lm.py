@@ -66,6 +66,8 @@ class LanguageModel:
             tokenizer.pad_token = tokenizer.eos_token
         self.adapters: dict[str, Path] = {}
         self.whole: dict[str, LanguageModel] = {}  # stages fine-tuned whole, by folder: loaded once, beside this model
+        self.merged: dict[str, LanguageModel] = {}  # copies with one adapter merged in, by adapter name
+        self.merging: dict[str, threading.Thread | None] = {}  # those being built (None: failed)
         self.lock = threading.RLock()
 
     @property

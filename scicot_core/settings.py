@@ -23,6 +23,16 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off setting: 1/0, true/false, yes/no, on/off; unset or empty keeps the default."""
+    from .errors import ConfigError
+
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "1", "0", "true", "false", "yes", "no", "on", "off"):
+        return default if not raw else raw in ("1", "true", "yes", "on")
+    raise ConfigError(f"{name}={env[name]!r} is neither on nor off; set it to 1 or 0, or unset it for the default ({int(default)}).")
+
+
 def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int | None = None) -> int | None:
     from .errors import ConfigError
 
@@ -104,6 +114,8 @@ class Settings:
     endpoint: TeacherEndpoint | None = None
     offline: bool = True
     threads: int | None = None
+    # Asks run each stage on a copy of the base with its adapter merged in: faster, more memory.
+    merge: bool = True
     reviewer_secret: str | None = field(default=None, repr=False)
     on_space: bool = False
     # Base URLs that visitors of the app may type as teacher; they never get the API key.
@@ -141,6 +153,7 @@ class Settings:
             endpoint=endpoint,
             offline=_flag(env, "HF_HUB_OFFLINE") or not wants_online,
             threads=threads,
+            merge=_switch(env, "SCICOT_MERGE", True),
             reviewer_secret=env.get("SCICOT_REVIEWER_SECRET") or None,
             on_space=bool(env.get("SPACE_ID")),
             allowed_urls=_urls(env, "SCICOT_TEACHER_ALLOWED_URLS"),

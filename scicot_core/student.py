@@ -6,7 +6,9 @@ Baselines (zero-shot, answer-only, single-stage) share the same scoring code.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from .questions import Question, Rationale
 
 STAGES = ("rationale", "answer", "answer-only", "single-stage", "step-by-step")
 MAX_RATIONALE_TOKENS = 64  # stage 1's generation limit
+log = logging.getLogger(__name__)
+MERGED_STAGES = ("rationale", "answer")  # the stages of every ask, merged when a student merges
+MERGED_KEPT = 4  # merged copies kept per base model: both stages of two adapter sets
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ class Student:
     baselines' `answer-only`, `single-stage`, `step-by-step`). Each stage maps to the adapter
     name it is loaded under on the model; several students (adapter sets) can share one model,
     and a student uses only its own stages' adapters, whatever else the model holds. A stage
-    trained with `scicot train --full` is a whole model of its own, loaded beside the base."""
+    trained with `scicot train --full` is a whole model of its own, loaded beside the base. With
+    `merge`, the two stages of an ask run each on a copy of the base with its adapter merged in
+    (the same outputs, faster on a CPU, a copy of the weights each; the baselines stay attached)."""
 
     def __init__(
         self,
@@ -64,8 +71,10 @@ class Student:
         adapters: dict[str, Path] | None = None,
         max_rationale_tokens: int = MAX_RATIONALE_TOKENS,
         length_normalise: bool = True,
+        merge: bool = False,
     ):
         self.lm = lm
+        self.merge = merge
         self.max_rationale_tokens = max_rationale_tokens
         self.length_normalise = length_normalise
         self.names: dict[str, str] = {}
@@ -95,13 +104,29 @@ class Student:
         return stage in self.names or stage in self.full
 
     def adapter(self, stage: str) -> str | None:
-        """The adapter name serving a stage, or None (the bare base model, or a stage that is a
-        whole model: see `model_for`)."""
+        """The adapter name a stage is loaded under on the base, or None (none, or a stage
+        fine-tuned whole)."""
         return self.names.get(stage)
 
     def model_for(self, stage: str | None) -> LanguageModel:
-        """The model a stage runs on: its own when it was fine-tuned whole, else the base."""
+        """The model a stage's adapter is attached to: its own when it was fine-tuned whole, else the base."""
         return self.full.get(stage, self.lm) if stage else self.lm
+
+    def runner(self, stage: str | None) -> tuple[LanguageModel, str | None]:
+        """What a stage runs on: a model and the adapter to activate on it (None: none). With
+        `merge`, an ask stage runs on a copy of the base with its adapter merged in once that
+        copy is ready; the first use starts building it in the background, and until then the
+        attached adapter gives the same outputs."""
+        name = self.names.get(stage) if stage else None
+        if name and self.merge and stage in MERGED_STAGES:
+            merged = _merged_model(self.lm, name, wait=False)
+            if merged is not None:
+                return merged, None
+        return self.model_for(stage), name
+
+    def merged_copies(self) -> dict[str, LanguageModel]:
+        """Build (or find) the merged copies of this student's ask stages now, waiting for them."""
+        return {stage: _merged_model(self.lm, self.names[stage], wait=True) for stage in MERGED_STAGES if stage in self.names}
 
     # -- stage 1 ---------------------------------------------------------------------------------
     def stage1_prompt(self, question: Question) -> str:
@@ -139,9 +164,8 @@ class Student:
         for i in range(0, len(questions), per_call):
             part = questions[i : i + per_call]
             start = time.perf_counter()
-            texts = self.model_for(stage).generate(
-                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, self.adapter(stage), stop, sampling, k
-            )
+            model, adapter = self.runner(stage)
+            texts = model.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, adapter, stop, sampling, k)
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.model_id_of([stage])
             for j, q in enumerate(part):
@@ -151,9 +175,8 @@ class Student:
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
-        for text in self.model_for("rationale").stream(
-            prompt, self.max_rationale_tokens, self.adapter("rationale"), formats.rationale_finished
-        ):
+        model, adapter = self.runner("rationale")
+        for text in model.stream(prompt, self.max_rationale_tokens, adapter, formats.rationale_finished):
             yield formats.rationale_body(text)
 
     # -- stage 2 and the baselines -------------------------------------------------------------
@@ -188,7 +211,8 @@ class Student:
             for c in q.choices:
                 flat_prompts.append(p)
                 flat_targets.append(formats.answer_target(c))
-        scored = self.model_for(stage).score(flat_prompts, flat_targets, adapter=self.adapter(stage) if stage else None)
+        model, adapter = self.runner(stage)
+        scored = model.score(flat_prompts, flat_targets, adapter=adapter)
         ms = int((time.perf_counter() - start) * 1000 / max(1, len(questions)))
         answers, at = [], 0
         for q in questions:
@@ -241,6 +265,49 @@ def with_prior(question: Question, answer: Answer, prior: Answer, weight: float,
     probs = dict(zip(question.labels, softmax(scores)))
     best = max(probs, key=probs.get)
     return Answer(question.id, best, question.choice(best).text, probs, method, answer.duration_ms + prior.duration_ms)
+
+
+def _merged_model(lm: LanguageModel, name: str, wait: bool) -> LanguageModel | None:
+    """A copy of the base model with one of its adapters merged into the weights, built once and
+    kept (the `MERGED_KEPT` most recently used): the same outputs as the adapter attached,
+    without the adapter's extra products in every layer, for the memory of a second copy of the
+    weights (540 MB for the default model; see docs/benchmarks.md for what it saves). Building
+    takes seconds: with `wait` it is built here, else in the background (None until ready)."""
+    with lm.lock:
+        merged = lm.merged.pop(name, None)
+        if merged is not None:
+            lm.merged[name] = merged  # the most recently used last
+            return merged
+        if name not in lm.merging:
+            lm.merging[name] = threading.Thread(target=_build_merged, args=(lm, name), daemon=True)
+            lm.merging[name].start()
+        builder = lm.merging[name]
+    if builder is None or not wait:  # None: it failed once (logged), and the adapter stays attached
+        return None
+    builder.join()
+    with lm.lock:
+        return lm.merged.get(name)
+
+
+def _build_merged(lm: LanguageModel, name: str) -> None:
+    import copy
+
+    try:
+        with lm.lock:  # copied whole while no adapter is being attached
+            model = copy.deepcopy(lm.model)
+        model = model.merge_and_unload(adapter_names=[name])
+        # its own tokenizer: generation sets the padding side, and this model has its own lock
+        merged = LanguageModel(model, copy.deepcopy(lm.tokenizer), lm.model_id, lm.note, lm.prompt_lookup)
+    except Exception:  # e.g. out of memory: the attached adapter serves on
+        log.exception("merging adapter %s into a copy of the base failed; it stays attached", name)
+        with lm.lock:
+            lm.merging[name] = None
+        return
+    with lm.lock:
+        lm.merged[name] = merged
+        while len(lm.merged) > MERGED_KEPT:
+            lm.merged.pop(next(iter(lm.merged)))
+        del lm.merging[name]
 
 
 def _whole_model(lm: LanguageModel, path: Path) -> LanguageModel:

@@ -43,6 +43,13 @@ def test_thread_counts_below_one_are_refused(raw):
     assert Settings.from_env({"SCICOT_THREADS": "4"}).threads == 4 and Settings.from_env({}).threads is None
 
 
+def test_merging_is_on_unless_switched_off_and_a_bad_switch_says_what_to_set():
+    assert Settings.from_env({}).merge is True and Settings.from_env({"SCICOT_MERGE": ""}).merge is True
+    assert Settings.from_env({"SCICOT_MERGE": "0"}).merge is False and Settings.from_env({"SCICOT_MERGE": " Off "}).merge is False
+    with pytest.raises(ConfigError, match="SCICOT_MERGE='maybe' is neither on nor off; set it to 1 or 0"):
+        Settings.from_env({"SCICOT_MERGE": "maybe"})
+
+
 def test_typed_endpoints_are_none_by_default_and_listed_ones_are_normalised():
     default = Settings.from_env({})
     assert (default.allowed_urls, default.typed_timeout_s) == ((), 20.0)

@@ -90,6 +90,46 @@ def test_adapters_per_stage_share_one_base(tiny_causal_dir, tmp_path):
         lm.score(["q"], [" a"], adapter="single-stage")
 
 
+def test_a_merging_student_writes_and_answers_as_the_attached_one(tiny_causal_dir, tmp_path, samples, monkeypatch):
+    lm = load_model(str(tiny_causal_dir), tmp_path)
+    paths = {s: _make_adapter(tiny_causal_dir, tmp_path / s, n) for n, s in enumerate(["rationale", "answer", "answer-only"], 1)}
+    attached, merging = Student(lm, paths, max_rationale_tokens=8), Student(lm, paths, max_rationale_tokens=8, merge=True)
+    questions = samples[:3]
+    texts = [r.text for r in attached.rationales(questions)]
+    expected = attached.answers(questions, texts)
+    # Until its copy is ready a stage runs on the attached adapter; the first use starts the build.
+    assert merging.runner("rationale") == (lm, merging.adapter("rationale"))
+    copies = merging.merged_copies()
+    assert set(copies) == {"rationale", "answer"} and not lm.merging
+    assert merging.runner("rationale") == (copies["rationale"], None) and merging.runner("answer") == (copies["answer"], None)
+    assert merging.runner("answer-only") == (lm, attached.adapter("answer-only"))  # the baselines stay attached
+    assert [r.text for r in merging.rationales(questions)] == texts
+    assert list(merging.stream_rationale(questions[0]))[-1] == texts[0]
+    for a, b in zip(expected, merging.answers(questions, texts)):
+        assert a.label == b.label and a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+    assert Student(lm, paths, merge=True).merged_copies() == copies  # built once per adapter
+    assert merging.model_id == attached.model_id
+    # Only the most recently used copies are kept; the base and its attached adapters are untouched.
+    monkeypatch.setattr("scicot_core.student.MERGED_KEPT", 1)
+    other = Student(lm, {"answer": _make_adapter(tiny_causal_dir, tmp_path / "other", 4)}, merge=True)
+    other.merged_copies()
+    assert list(lm.merged) == [other.names["answer"]]
+    assert attached.answers(questions, texts)[0].probabilities == pytest.approx(expected[0].probabilities, abs=1e-6)
+
+
+def test_a_merge_that_fails_leaves_the_adapter_attached(tiny_causal_dir, tmp_path, samples, monkeypatch):
+    lm = load_model(str(tiny_causal_dir), tmp_path)
+    student = Student(lm, {"answer": _make_adapter(tiny_causal_dir, tmp_path / "a", 1)}, merge=True)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("no room for a copy")
+
+    monkeypatch.setattr("copy.deepcopy", no_memory)
+    assert student.merged_copies() == {"answer": None}
+    assert student.runner("answer") == (lm, student.adapter("answer")) and lm.merging == {student.adapter("answer"): None}
+    assert student.answers(samples[:1], ["r"])[0].label in samples[0].labels
+
+
 def test_adapter_folder_must_hold_an_adapter(tiny_causal, tmp_path):
     with pytest.raises(ModelError, match="no adapter_config.json"):
         tiny_causal.load_adapter("answer", tmp_path)
