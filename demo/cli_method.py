@@ -173,6 +173,14 @@ def _override(config: TrainConfig, item: str) -> None:
         value = json.loads(raw)
     except ValueError:
         value = raw
+    default = getattr(config, name)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if default is not None and type(value) is not type(default):
+        kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a text", list: 'a JSON list, e.g. ["q_proj"]'}
+        raise ConfigError(
+            f"--set {name}={raw!r}: {name} takes {kind.get(type(default), type(default).__name__)} (default {json.dumps(default)})."
+        )
     setattr(config, name, value)
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import formats
+from .choice_loss import CHOICE_STAGES, OBJECTIVES, ChoiceCollator, choice_examples, choice_trainer, tokenize_groups
 from .distillation_set import DistillRecord, load_any, load_student_rationales, rationale_files
 from .errors import ConfigError
 from .questions import Question, load_split
@@ -62,6 +63,11 @@ class TrainConfig:
     empty_rationale: float = 0.0
     save_steps: int = 50
     logging_steps: int = 5
+    # What a scoring stage (answer, answer-only) learns: "lm", the gold text's language-model
+    # loss; "choices", the gold choice among all of its question's (see choice_loss), plus
+    # lm_weight times that language-model loss.
+    objective: str = "lm"
+    lm_weight: float = 1.0
 
     def check(self) -> TrainConfig:
         """Refuse a config that cannot train, saying which field to fix."""
@@ -82,6 +88,12 @@ class TrainConfig:
             raise ConfigError("max_per_question and student_per_question must be 0 (all) or more.")
         if not 0 <= self.empty_rationale <= 1:
             raise ConfigError(f"empty_rationale is a share of questions in [0, 1], not {self.empty_rationale}.")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose one of {list(OBJECTIVES)}.")
+        if self.objective == "choices" and self.stage not in CHOICE_STAGES:
+            raise ConfigError(f"the choices objective is for the stages that score choices ({', '.join(CHOICE_STAGES)}), not {self.stage}.")
+        if self.lm_weight < 0:
+            raise ConfigError(f"lm_weight must be 0 or more, not {self.lm_weight}.")
         if (self.sources or self.questions) and not self.data_dir:
             raise ConfigError("--source and --questions need a data directory (--data-dir or SCICOT_DATA_DIR).")
         return self
@@ -130,25 +142,27 @@ def examples(stage: str, data: TrainingData | list[DistillRecord], instruct, con
             )
             for r in records
         ]
-    if stage == "answer-only":
-        return [(formats.cloze_input(q), gold[q.id]) for q in data.questions()]
     if stage == "step-by-step":
         tasks = [(instruct(formats.step_rationale_input(r.question)), formats.rationale_target(r.rationale)) for r in records]
         return tasks + [(formats.step_answer_input(q), gold[q.id]) for q in data.questions()]
-    return _answer_examples(data, records, gold, config)
+    return [(p, gold[q.id]) for q, p in scoring_prompts(stage, data, config)]
 
 
-def _answer_examples(data: TrainingData, records, gold: dict[str, str], config: TrainConfig) -> list[tuple[str, str]]:
-    """Stage 2's robust mix: teacher rationales, the student's own (right and wrong alike, always
-    with the gold answer as target), and some empty ones, so that a bad rationale does not drag
-    the answer down."""
-    out = [(formats.answer_input(r.question, r.rationale), gold[r.question.id]) for r in records] if config.teacher_for_answer else []
+def scoring_prompts(stage: str, data: TrainingData, config: TrainConfig) -> list[tuple[Question, str]]:
+    """(question, prompt) for each example of a stage that answers by scoring choices: the
+    question alone for answer-only; for stage 2 the robust mix of teacher rationales, the
+    student's own (right and wrong alike, always with the gold answer as target) and some empty
+    ones, so that a bad rationale does not drag the answer down."""
+    if stage == "answer-only":
+        return [(q, formats.cloze_input(q)) for q in data.questions()]
+    records = [r for r in data.records if formats.rationale_body(r.rationale)] if config.teacher_for_answer else []
+    out = [(r.question, formats.answer_input(r.question, r.rationale)) for r in records]
     for q in data.questions():
         texts = data.student.get(q.id, [])
         texts = texts[: config.student_per_question] if config.student_per_question else texts
-        out += [(formats.answer_input(q, t), gold[q.id]) for t in texts]
+        out += [(q, formats.answer_input(q, t)) for t in texts]
         if config.empty_rationale and _share(q.id, config.seed) < config.empty_rationale:
-            out.append((formats.answer_input(q, ""), gold[q.id]))
+            out.append((q, formats.answer_input(q, "")))
     return out
 
 
@@ -157,15 +171,16 @@ def _share(question_id: str, seed: int) -> float:
     return int(hashlib.sha256(f"{seed}|{question_id}".encode()).hexdigest()[:8], 16) / 16**8
 
 
-def tokenize(pairs: list[tuple[str, str]], tokenizer, max_length: int, seq2seq: bool) -> list[dict]:
-    """Token ids with labels only on the completion (-100 on the prompt); prompts are cut from
-    the left when too long, so the completion always survives."""
+def tokenize(pairs: list[tuple[str, str]], tokenizer, max_length: int, seq2seq: bool, eos: bool = True) -> list[dict]:
+    """Token ids with labels only on the completion (-100 on the prompt), which ends with the
+    end-of-sequence token when `eos`; prompts are cut from the left when too long, so the
+    completion always survives."""
     rows = []
     # One batched call per side: the fast tokenizer works through a list in parallel.
     prompt_ids = tokenizer([p for p, _ in pairs])["input_ids"] if pairs else []
     completion_ids = tokenizer([c for _, c in pairs], add_special_tokens=False)["input_ids"] if pairs else []
     for p, c in zip(prompt_ids, completion_ids):
-        c = c + [tokenizer.eos_token_id]
+        c = c + [tokenizer.eos_token_id] if eos else c
         if seq2seq:
             rows.append({"input_ids": p[-max_length:], "labels": c[:max_length]})
             continue
@@ -263,10 +278,14 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         raise ConfigError("the training data holds no records (check the files and filters: --max-per-question, --correct-only).")
     lm = load_model(config.base_model, cache_dir, offline)
     model, tokenizer = lm.model, lm.tokenizer
-    pairs = examples(config.stage, data, lm.instruct, config)
+    choices = config.objective == "choices"
+    pairs = choice_examples(scoring_prompts(config.stage, data, config)) if choices else examples(config.stage, data, lm.instruct, config)
     if not pairs:
         raise ConfigError(f"no training examples for stage {config.stage}: the rationales have no reasoning before their answer.")
-    rows = tokenize(pairs, tokenizer, config.max_length, lm.is_seq2seq)
+    if choices:  # scored as inference scores them: a causal model's completion without its end token
+        rows = tokenize_groups(pairs, lambda flat: tokenize(flat, tokenizer, config.max_length, lm.is_seq2seq, eos=lm.is_seq2seq))
+    else:
+        rows = tokenize(pairs, tokenizer, config.max_length, lm.is_seq2seq)
     config.save(out)
     (out / DATA_FILE).write_text(json.dumps(data_summary(config, data, len(pairs)) | {"device": _device_name()}, indent=2))
     if config.lora:
@@ -285,7 +304,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         logging_first_step=True,
         save_steps=config.save_steps,
         save_total_limit=2,
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="random" if choices else "group_by_length",  # a choice row holds several sequences
         seed=config.seed,
         report_to="none",
         disable_tqdm=not progress,
@@ -294,8 +313,13 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
-    trainer = Trainer(
+    collator = (
+        ChoiceCollator(tokenizer.pad_token_id)
+        if choices
+        else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
+    )
+    trainer_class = choice_trainer(lm.is_seq2seq, config.lm_weight) if choices else Trainer
+    trainer = trainer_class(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer, callbacks=callbacks
     )
     resume = any((out / "checkpoints").glob("checkpoint-*"))

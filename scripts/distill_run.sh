@@ -8,19 +8,22 @@
 #      (weight chosen on all dev sets together); 6. step-by-step, trained and scored on dev;
 #      7. test, only when TEST=1 (final candidates).
 # Settings (environment): DATA (data dir), RUN (output, default ~/.cache/scicot/runs/distill),
-# BS (train batch), GEN_BS (generation batch), K (samples at eval), KTRAIN (own samples per
+# BS (train batch), GEN_BS (generation batch: 32 on a CPU, 512 on a GPU, where narrow batches
+# leave it idle between tokens), K (samples at eval), KTRAIN (own samples per
 # training question), MAXTOK (rationale tokens), EPOCHS, LR, RANK, SMOKE=N (N questions and
 # steps everywhere: a quick check of the whole path), and for the dev decisions: STAGE1_SOURCES
 # (stage 1's rationale files, space-separated patterns: e.g. "gpt4o-level1 gemini15flash-level1
 # entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS),
-# FULL=1 (every stage fine-tuned whole instead of LoRA; LR then defaults to 2e-5). Each
-# decision needs its own RUN.
+# FULL=1 (every stage fine-tuned whole instead of LoRA; LR then defaults to 2e-5), and
+# OBJECTIVE=choices (stage 2 and answer-only alike learn the gold choice among all of a
+# question's, not only the gold text: see scicot_core/choice_loss.py). Each decision needs its
+# own RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
-BS=${BS:-8}; GEN_BS=${GEN_BS:-32}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
+BS=${BS:-8}; GEN_BS=${GEN_BS:-$("$PY" -c 'import torch; print(512 if torch.cuda.is_available() else 32)')}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
 EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}
 LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
@@ -35,6 +38,7 @@ for pattern in "${patterns[@]}"; do STAGE1+=(--source "$pattern"); done
 [ ${#STAGE1[@]} -gt 0 ] || STAGE1=("${SOURCES[@]}")
 AO_EPOCHS=${AO_EPOCHS:-$EPOCHS}
 WEIGHTS=(); [ "${FULL:-0}" = 1 ] && WEIGHTS=(--full)
+SCORING=(--set objective="${OBJECTIVE:-lm}")  # for the stages that answer by scoring choices
 QUESTIONS=(--questions arc_easy/train --questions arc_challenge/train --questions openbookqa/train)
 TRAIN_SET=(--set batch_size="$BS" --set learning_rate="$LR" --set epochs="$EPOCHS" --set max_length=320
   --set lora_r="$RANK" --set lora_alpha=$((2 * RANK)) --set save_steps=200 --set logging_steps=20
@@ -64,7 +68,7 @@ evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set
 }
 
 train rationale "${STAGE1[@]}" --correct-only
-train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS"
+train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS" "${SCORING[@]}"
 for ds in openbookqa arc_easy arc_challenge; do
   [ -f "$RUN/own/$ds.done" ] && continue
   log "sample own rationales $ds/train"
@@ -73,7 +77,7 @@ for ds in openbookqa arc_easy arc_challenge; do
 done
 train answer "${SOURCES[@]}" --max-per-question 2 "${QUESTIONS[@]}" --set empty_rationale=0.3 \
   --student-rationales "$RUN/own/openbookqa.jsonl" --student-rationales "$RUN/own/arc_easy.jsonl" \
-  --student-rationales "$RUN/own/arc_challenge.jsonl"
+  --student-rationales "$RUN/own/arc_challenge.jsonl" "${SCORING[@]}"
 evaluate dev greedy --variant zero-shot --variant answer-only --variant two-stage
 evaluate dev k$K --variant two-stage --variant two-stage+prior --samples "$K" --temperature 0.7
 "$PY" scripts/choose_prior.py "$A" "$RUN"/dev/*-k"$K"/results.json

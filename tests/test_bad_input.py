@@ -139,6 +139,25 @@ CASES = [
         "SCICOT_THREADS='-1' is below 1",
         {"SCICOT_THREADS": "-1"},
     ),
+    Case(
+        "SCICOT_MERGE=maybe",
+        7,
+        ("ask", "--sample", "sample-physics-01", "--teacher", "none"),
+        "SCICOT_MERGE='maybe' is neither on nor off",
+        {"SCICOT_MERGE": "maybe"},
+    ),
+    Case(
+        "train --set lm_weight=heavy",
+        7,
+        ("train", "--stage", "answer", "--data", "{tmp}/q.jsonl", "--out", "{tmp}/trained", "--set", "lm_weight=heavy"),
+        "--set lm_weight='heavy': lm_weight takes a number (default 1.0)",
+    ),
+    Case(
+        "train --set batch_size=many",
+        7,
+        ("train", "--stage", "answer", "--data", "{tmp}/q.jsonl", "--out", "{tmp}/trained", "--set", "batch_size=many"),
+        "--set batch_size='many': batch_size takes a whole number (default 8)",
+    ),
     Case("ask --max-tokens -1", 7, (*ASK, "--max-tokens", "-1"), "'--max-tokens': -1 is not in the range"),
     Case("eval --batch-size 0", 7, ("eval", "--questions", "{tmp}/q.jsonl", "--batch-size", "0"), "'--batch-size': 0 is not in the range"),
     # Finding 8: accepted silently.

@@ -58,6 +58,50 @@ def test_loss_falls_and_the_adapter_serves_the_student(tmp_path, distill_set, ti
     assert answer.label in q.labels and student.has("answer")
 
 
+def _accuracy(student, stage):
+    questions = [q for q, _ in sample_items()]
+    answers = student.answer_only(questions) if stage == "answer-only" else student.answers(questions, [t for _, t in sample_items()])
+    return sum(a.label == q.answer_key for a, q in zip(answers, questions)) / len(questions)
+
+
+@pytest.mark.parametrize("model", ["causal", "seq2seq"])
+@pytest.mark.parametrize("stage", ["answer", "answer-only"])
+def test_the_choices_objective_teaches_the_gold_choice_among_the_others(
+    tmp_path, distill_set, tiny_causal_dir, tiny_seq2seq_dir, model, stage
+):
+    model_dir = {"causal": tiny_causal_dir, "seq2seq": tiny_seq2seq_dir}[model]
+    config = _config(tmp_path, model_dir, distill_set, stage, max_steps=16, objective="choices")
+    out = main(config, tmp_path / "cache", progress=False)
+    losses = _losses(out)
+    assert len(losses) == 16 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert TrainConfig.load(out).objective == "choices"
+    base = load_model(str(model_dir), tmp_path)
+    before, after = Student(base), Student(base, adapters={stage: out})
+    assert _accuracy(after, stage) > _accuracy(before, "answer-only")  # the untrained student, zero-shot
+
+
+def test_the_choice_score_trained_is_the_score_inference_answers_by(tiny_causal):
+    """The objective differentiates exactly the rule `Student` answers by: each choice's mean
+    token log-probability after the prompt (no end token for a causal model)."""
+    import torch
+
+    from scicot_core import formats
+    from scicot_core.choice_loss import ChoiceCollator, choice_examples, choice_scores, tokenize_groups
+
+    questions = [q for q, _ in sample_items()[:3]]
+    groups = choice_examples([(q, formats.cloze_input(q)) for q in questions])
+    rows = tokenize_groups(groups, lambda flat: tokenize(flat, tiny_causal.tokenizer, 256, False, eos=False))
+    batch = ChoiceCollator(tiny_causal.tokenizer.pad_token_id)(rows)
+    with torch.no_grad():
+        logits = tiny_causal.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    trained = choice_scores(logits, batch["labels"], seq2seq=False).tolist()
+    prompts = [p for p, completions, _ in groups for _ in completions]
+    scored = tiny_causal.score(prompts, [c for _, completions, _ in groups for c in completions])
+    assert trained == pytest.approx([s / n for s, n in scored], abs=1e-4)
+    assert batch["sizes"].tolist() == [len(q.choices) for q in questions]
+    assert batch["gold"].tolist() == [q.labels.index(q.answer_key) for q in questions]
+
+
 def test_a_stage_fine_tuned_whole_serves_the_student_beside_adapters(tmp_path, distill_set, tiny_causal_dir):
     """`scicot train --full` saves a whole model; a set may mix it with LoRA stages, and eval,
     ask and the app load it through the same folder layout."""
@@ -141,6 +185,9 @@ def test_resumes_after_an_interruption(tmp_path, distill_set, tiny_causal_dir):
         ({"epochs": 0, "max_steps": -1}, "epochs > 0"),
         ({"student_rationales": ["x.jsonl"]}, "answer stage only"),
         ({"target_modules": ["nope"]}, "none of target_modules"),
+        ({"stage": "answer", "objective": "contrast"}, "unknown objective 'contrast'"),
+        ({"objective": "choices"}, "the choices objective is for the stages that score choices"),
+        ({"stage": "answer", "objective": "choices", "lm_weight": -1.0}, "lm_weight must be 0 or more"),
     ],
 )
 def test_bad_configs(tmp_path, distill_set, tiny_causal_dir, change, message):
