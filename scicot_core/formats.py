@@ -164,6 +164,12 @@ def rationale_finished(text: str) -> bool:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+def first_sentences(text: str, n: int | None) -> str:
+    """The first `n` sentences of a cleaned rationale (all of it when `n` is None)."""
+    text = clean_rationale(text)
+    return text if n is None else " ".join(_SENTENCE_END.split(text)[:n])
+
+
 LOOP_PERIODS = 3  # a loop repeats its last 1, 2 or 3 sentences
 
 
