@@ -154,3 +154,10 @@ def test_the_stage_1_target_leaves_a_teachers_loop_out():
     looping = "Giraffes give birth. Giraffes give birth. Thus, the answer is (b) heat. More."
     assert formats.rationale_target(looping) == " Giraffes give birth. Thus, the answer is (b) heat."
     assert formats.rationale_target("Giraffes give birth. Giraffes give birth.") == " Giraffes give birth."
+
+
+def test_first_sentences_keep_whole_sentences_of_the_cleaned_text():
+    text = "Ice melts at 0 C.  Heat is 9.5 J here!\nSo it melts? Yes."
+    assert formats.first_sentences(text, 1) == "Ice melts at 0 C."
+    assert formats.first_sentences(text, 2) == "Ice melts at 0 C. Heat is 9.5 J here!"
+    assert formats.first_sentences(text, 9) == formats.first_sentences(text, None) == "Ice melts at 0 C. Heat is 9.5 J here! So it melts? Yes."
