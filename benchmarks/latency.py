@@ -73,7 +73,7 @@ def variants(base: LanguageModel, adapters: dict[str, Path]) -> dict:
     cores = torch.get_num_threads()
     reference, merging = Student(base, adapters), Student(base, adapters, merge=True)
     copies = merging.merged_copies()
-    stage1, stage2 = copies.get("rationale", base), copies.get("answer", base)
+    stage1, stage2 = copies.get("rationale") or base, copies.get("answer") or base  # None: that merge failed
     unstopped = copy.copy(base)  # the same weights and adapters, generating without the stop
     unstopped.__class__ = WithoutEarlyStop
     return {

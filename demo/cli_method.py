@@ -169,18 +169,20 @@ def _override(config: TrainConfig, item: str) -> None:
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     if name not in kinds:
         raise ConfigError(f"unknown training setting {name!r}; choose from {sorted(kinds)}.")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    default = getattr(config, name)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if default is not None and type(value) is not type(default):
-        kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a text", list: 'a JSON list, e.g. ["q_proj"]'}
-        raise ConfigError(
-            f"--set {name}={raw!r}: {name} takes {kind.get(type(default), type(default).__name__)} (default {json.dumps(default)})."
-        )
+    declared = str(kinds[name])  # "int", "float", "bool", "str", "list[str]", "int | None", "str | None"
+    kind, optional = declared.split(" | ")[0], declared.endswith("| None")
+    if kind == "str":
+        value = None if optional and raw == "null" else raw  # text as given, even when it looks like JSON
+    else:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        wanted = {"int": int, "float": (int, float), "bool": bool, "list[str]": list}[kind]
+        if not (value is None and optional) and (not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool))):
+            words = {"int": "a whole number", "float": "a number", "bool": "true or false", "list[str]": 'a JSON list, e.g. ["q_proj"]'}
+            raise ConfigError(f"--set {name}={raw!r}: {name} takes {words[kind]}{' or null' if optional else ''}.")
+        value = float(value) if kind == "float" and value is not None else value
     setattr(config, name, value)
 
 

@@ -33,10 +33,18 @@ def tokenize_groups(groups: list[tuple[str, list[str], int]], tokenize_pairs) ->
     flat = tokenize_pairs([(p, c) for p, completions, _ in groups for c in completions])
     rows, at = [], 0
     for _, completions, gold in groups:
-        part = flat[at : at + len(completions)]
+        part = _same_prompt(flat[at : at + len(completions)])
         at += len(completions)
         rows.append({"input_ids": [r["input_ids"] for r in part], "labels": [r["labels"] for r in part], "gold": gold})
     return rows
+
+
+def _same_prompt(part: list[dict]) -> list[dict]:
+    """A question's choices after one and the same prompt: a prompt cut to fit beside a longer
+    completion is cut as far for every choice (a causal row's prompt is its -100 labels; a
+    seq2seq row has none and its input is the prompt alone, cut alike already)."""
+    kept = [len(r["labels"]) - len([t for t in r["labels"] if t != -100]) for r in part]
+    return [{"input_ids": r["input_ids"][k - min(kept) :], "labels": r["labels"][k - min(kept) :]} for r, k in zip(part, kept)]
 
 
 @dataclass
@@ -92,6 +100,8 @@ def choice_trainer(seq2seq: bool, lm_weight: float):
     from transformers import Trainer
 
     class ChoiceTrainer(Trainer):
+        loss_is_scaled_for_ga = False  # a mean per batch: the Trainer divides it over accumulated steps
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             sizes, gold, labels = inputs.pop("sizes"), inputs.pop("gold"), inputs["labels"]
             forward = inputs if seq2seq else {k: v for k, v in inputs.items() if k != "labels"}  # a causal model's own loss is not needed

@@ -160,4 +160,6 @@ def test_first_sentences_keep_whole_sentences_of_the_cleaned_text():
     text = "Ice melts at 0 C.  Heat is 9.5 J here!\nSo it melts? Yes."
     assert formats.first_sentences(text, 1) == "Ice melts at 0 C."
     assert formats.first_sentences(text, 2) == "Ice melts at 0 C. Heat is 9.5 J here!"
-    assert formats.first_sentences(text, 9) == formats.first_sentences(text, None) == "Ice melts at 0 C. Heat is 9.5 J here! So it melts? Yes."
+    assert (
+        formats.first_sentences(text, 9) == formats.first_sentences(text, None) == "Ice melts at 0 C. Heat is 9.5 J here! So it melts? Yes."
+    )

@@ -99,7 +99,38 @@ def test_the_choice_score_trained_is_the_score_inference_answers_by(tiny_causal)
     scored = tiny_causal.score(prompts, [c for _, completions, _ in groups for c in completions])
     assert trained == pytest.approx([s / n for s, n in scored], abs=1e-4)
     assert batch["sizes"].tolist() == [len(q.choices) for q in questions]
+    # A prompt cut to fit beside a long choice is cut as far for every choice of its question.
+    cut = tokenize_groups(groups, lambda flat: tokenize(flat, tiny_causal.tokenizer, 12, False, eos=False))
+    for row in cut:
+        prompts = {tuple(i for i, label in zip(ids, labels) if label == -100) for ids, labels in zip(row["input_ids"], row["labels"])}
+        assert len(prompts) == 1 and all(len(ids) <= 12 for ids in row["input_ids"])
     assert batch["gold"].tolist() == [q.labels.index(q.answer_key) for q in questions]
+
+
+def test_set_reads_each_field_by_its_declared_type():
+    from demo.cli_method import _override
+
+    config = TrainConfig("answer", ["x"], "out")
+    for item in [
+        "lm_weight=2",
+        "epochs=3",
+        "lora=false",
+        "limit=5",
+        "limit=null",
+        "data_dir=/d",
+        'target_modules=["q_proj"]',
+        "base_model=2024",
+    ]:
+        _override(config, item)
+    assert (config.lm_weight, config.epochs, config.lora, config.limit, config.data_dir) == (2.0, 3.0, False, None, "/d")
+    assert (config.target_modules, config.base_model) == (["q_proj"], "2024")
+    for item, message in [
+        ("limit=many", "limit takes a whole number or null"),
+        ("lora=1", "lora takes true or false"),
+        ("seed=true", "seed takes a whole number"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            _override(config, item)
 
 
 def test_a_stage_fine_tuned_whole_serves_the_student_beside_adapters(tmp_path, distill_set, tiny_causal_dir):
