@@ -166,6 +166,22 @@ def test_a_set_under_a_path_with_a_dot_and_a_space_serves_the_app_the_cli_and_ev
     assert "two-stage" in json.loads(evaluated.output[evaluated.output.index("{") :])["accuracy"]
 
 
+def test_the_app_warms_its_default_student_merged_and_answers_as_with_the_adapters_attached(app_deps, tiny_causal_dir, tmp_path):
+    from dataclasses import replace
+
+    folder = _adapter_set(tiny_causal_dir, tmp_path / "shipped")
+    assert app_deps.students.add_folder("shipped", folder) is None
+    app_deps.students.warm("shipped")  # what app.py starts in the background with SCICOT_MERGE on
+    lm = app_deps.model.get()
+    stages = app_deps.students.student("shipped")
+    assert set(lm.merged) == {stages.adapter("rationale"), stages.adapter("answer")} and not lm.merging
+    *_, merged = _app_ask(app_deps, adapter_set="shipped")[-1]
+    app_deps.settings = replace(app_deps.settings, merge=False)
+    *_, attached = _app_ask(app_deps, adapter_set="shipped")[-1]
+    assert merged["student"]["text"] == attached["student"]["text"] and merged["answer"]["label"] == attached["answer"]["label"]
+    assert merged["answer"]["probabilities"] == pytest.approx(attached["answer"]["probabilities"], abs=1e-5)
+
+
 # -- student families --------------------------------------------------------------------------------
 def test_flan_t5_has_a_short_name_and_a_clear_message_when_offline_and_not_cached(tmp_path):
     from huggingface_hub import try_to_load_from_cache
