@@ -8,7 +8,10 @@ Each REPORT_DIR is a `scicot eval --variant two-stage` output folder (its predic
 every question's greedy rationale). A greedy rationale stopped after N sentences is exactly the
 first N sentences of the unstopped one, so this measures a sentence cap at generation without
 generating again; the tokens column is what stage 1 would write (and the app would wait for).
-Prints a table per data set and writes benchmarks/results/rationale_cap.json.
+Prints a table per data set and writes benchmarks/results/rationale_cap.json. With `--save`, the
+cap with the best accuracy over all the reports together (weighted by their questions; a tie goes
+to fewer sentences) is saved with the stage-1 adapter (`rationale/generation.json`), where the
+app, `scicot ask`, `sample` and `eval` read it; dev reports only.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from scicot_core.base_models import load_model
 from scicot_core.formats import first_sentences
 from scicot_core.questions import load_split
 from scicot_core.settings import Settings
-from scicot_core.student import Student, find_adapters
+from scicot_core.student import Student, find_adapters, save_sentence_cap
 
 
 def cap_rows(student: Student, questions, rationales: dict[str, str], caps: list[int | None]) -> dict:
@@ -69,10 +72,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--sentences", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "rationale_cap.json")
+    parser.add_argument("--save", action="store_true", help="save the best cap with the adapters' rationale/ stage")
     args = parser.parse_args()
+    if args.save and any(name.endswith("/test") for name, _ in args.report):
+        parser.error("--save chooses on dev: leave the test reports out.")
     settings = Settings.from_env()
     lm = load_model(settings.student, settings.cache_dir, settings.offline, settings.threads)
-    student = Student(lm, adapters=find_adapters(args.adapters))
+    student = Student(lm, adapters=find_adapters(args.adapters), max_sentences=0)  # the reports' rationales as they are
     if not student.has("answer"):
         parser.error(f"{args.adapters} has no answer/ stage to read the rationales with.")
     caps: list[int | None] = [*sorted(set(args.sentences)), None]
@@ -99,6 +105,26 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.save:
+        cap, chosen_on = choose(results)
+        path = save_sentence_cap(args.adapters / "rationale", cap, chosen_on)
+        print(
+            f"\nsaved max_sentences={cap} ({chosen_on['accuracy'][str(cap or 'none')]:.1f}% over {chosen_on['questions']} dev questions) in {path}"
+        )
+
+
+def choose(results: dict) -> tuple[int | None, dict]:
+    """The cap with the best accuracy over all the reports together, weighted by their questions
+    (a tie goes to fewer sentences: a faster ask), and what it was chosen on."""
+    n = sum(r["questions"] for r in results.values())
+    keys = next(iter(results.values()))["caps"]
+    overall = {c: sum(r["caps"][c]["accuracy"] * r["questions"] for r in results.values()) / n for c in keys}
+    best = max(overall, key=lambda c: (round(overall[c], 6), -(int(c) if c != "none" else 10**6)))
+    return (None if best == "none" else int(best)), {
+        "reports": list(results),
+        "questions": n,
+        "accuracy": {c: round(a, 2) for c, a in overall.items()},
+    }
 
 
 if __name__ == "__main__":

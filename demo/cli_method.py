@@ -18,7 +18,7 @@ from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
-from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters
+from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters, saved_sentence_cap
 from scicot_core.train import TrainConfig
 from scicot_core.train import main as run_train
 
@@ -224,6 +224,11 @@ def _override(config: TrainConfig, item: str) -> None:
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=0.95, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling (same seed, same rationales).")
 @click.option("--prior-weight", type=click.FloatRange(0, 1), help="two-stage+prior's weight [default: the adapters' prior.json, else 0.5].")
+@click.option(
+    "--max-sentences",
+    type=click.IntRange(min=0),
+    help="Cut stage 1's rationales after N sentences (0: no cap) [default: the cap saved with the rationale adapter, else none].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_(
     dataset,
@@ -242,6 +247,7 @@ def eval_(
     top_p,
     seed,
     prior_weight,
+    max_sentences,
     as_json,
     data_dir,
 ):
@@ -271,7 +277,8 @@ def eval_(
     shipped = family(settings.student).adapters if family(settings.student) else None
     adapter_folder = adapters or settings.adapters or (shipped if found else None)
     weight = prior_weight if prior_weight is not None else variant_table.prior_weight(adapter_folder)
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling)
+    cap = (max_sentences if max_sentences is not None else saved_sentence_cap(found.get("rationale"))) or None
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling, cap)
     given = checkpoint.load()
     if given:
         kept = checkpoint.scored.get("two-stage", {})
@@ -283,12 +290,15 @@ def eval_(
             f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}"
             + (f", and stage 2's answers for {answered} of them" if answered else "")
         )
-    for i, texts in reused.items():
-        given.setdefault("two-stage", {})[i] = [Rationale(i, t, "student", "reused from an earlier run") for t in texts]
+    for i, texts in reused.items():  # cut as stage 1 would have stopped them
+        given.setdefault("two-stage", {})[i] = [
+            Rationale(i, formats.first_sentences(t, cap), "student", "reused from an earlier run") for t in texts
+        ]
     student = Student(
         load_model(settings.student, settings.cache_dir, settings.offline, settings.threads),
         adapters=found,
         max_rationale_tokens=max_tokens,
+        max_sentences=cap or 0,
     )
     variants = available(student, variants or VARIANTS)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:

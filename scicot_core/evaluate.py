@@ -140,6 +140,7 @@ class Run:
             "models": {v: self.student.model_id_of(variants.get(v).uses) for v in chosen},
             "samples": self.samples,
             "sampling": asdict(self.sampling) if self.sampling else None,
+            "max_sentences": self.student.max_sentences,
             "reused_rationales": reused,
             "predictions": preds,
             "rationales": {v: [r for q in questions for r in self.rationales[v][q.id]] for v in chosen if v in self.rationales},
@@ -275,6 +276,7 @@ def markdown_table(summary: dict) -> str:
             "",
             f"Two-stage with k={k} rationale(s) per question"
             + (f" (temperature {sampling['temperature']}, top-p {sampling['top_p']}, seed {sampling['seed']})" if sampling else " (greedy)")
+            + (f", each cut after {summary['max_sentences']} sentence(s)" if summary.get("max_sentences") else "")
             + ":",
         ]
         lines.append(

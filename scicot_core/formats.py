@@ -170,6 +170,19 @@ def first_sentences(text: str, n: int | None) -> str:
     return text if n is None else " ".join(_SENTENCE_END.split(text)[:n])
 
 
+ANSWER_OPENING_WORDS = 5  # an answer sentence is known by its fifth word ("Thus, the answer is (b)")
+
+
+def past_sentences(text: str, n: int, words: int = 1) -> bool:
+    """Whether a rationale being generated has written `words` words of a sentence after its
+    first `n` (its answer sentence aside): stage 1 capped at `n` sentences can stop there. With
+    `ANSWER_OPENING_WORDS`, a sentence that turns out to be the answer sentence is let through."""
+    text = clean_rationale(text)
+    found = _ANSWER_SENTENCE.search(text)
+    pieces = _SENTENCE_END.split(text[: found.start()].strip() if found else text)
+    return len(pieces) > n and len(pieces[n].split()) >= words
+
+
 LOOP_PERIODS = 3  # a loop repeats its last 1, 2 or 3 sentences
 
 

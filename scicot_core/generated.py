@@ -18,15 +18,18 @@ class GeneratedCheckpoint:
     answers to them (`kind: answers`: each rationale's choice probabilities), so it does not
     score them again either (on a CPU scoring k rationales costs as much as writing them). Each
     line records what wrote it (base model, the adapter's path and a hash of its weights, the
-    text format, the length limit, k and the sampling settings); only lines written exactly as
+    text format, the length limit, k, the sampling settings and stage 1's sentence cap); only lines written exactly as
     this run would write them are reused, and answers only for the same rationale texts. A torn
     last line is ignored."""
 
     STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
 
-    def __init__(self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None):
+    def __init__(
+        self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None, max_sentences=None
+    ):
         self.path = path
         sampled = {"samples": samples, "sampling": asdict(sampling) if sampling else None}
+        sampled |= {"max_sentences": max_sentences} if max_sentences else {}  # absent when uncapped: older lines stay valid
         self.writer = {
             v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
             for v, stage in self.STAGE.items()

@@ -6,6 +6,7 @@ Baselines (zero-shot, answer-only, single-stage) share the same scoring code.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -72,6 +73,7 @@ class Student:
         max_rationale_tokens: int = MAX_RATIONALE_TOKENS,
         length_normalise: bool = True,
         merge: bool = False,
+        max_sentences: int | None = None,
     ):
         self.lm = lm
         self.merge = merge
@@ -87,6 +89,9 @@ class Student:
                 continue
             self.names[stage] = adapter_name(path, stage)
             lm.load_adapter(self.names[stage], path)  # once per model: a second student reuses it
+        # Stage 1's sentence cap: as given (0: none), else as chosen on dev for its adapter.
+        saved = saved_sentence_cap((adapters or {}).get("rationale"))
+        self.max_sentences = (max_sentences if max_sentences is not None else saved) or None
 
     @property
     def model_id(self) -> str:
@@ -165,19 +170,31 @@ class Student:
             part = questions[i : i + per_call]
             start = time.perf_counter()
             model, adapter = self.runner(stage)
-            texts = model.generate([self.stage1_prompt(q) for q in part], self.max_rationale_tokens, adapter, stop, sampling, k)
+            texts = model.generate(
+                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, adapter, self._capped(stop, stage), sampling, k
+            )
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.model_id_of([stage])
+            cap = self.max_sentences if stage == "rationale" else None
             for j, q in enumerate(part):
-                out.append([_student_rationale(q, t, model_id, ms, stage, n) for n, t in enumerate(texts[j * k : (j + 1) * k])])
+                out.append([_student_rationale(q, t, model_id, ms, stage, n, cap) for n, t in enumerate(texts[j * k : (j + 1) * k])])
         return out
 
     def stream_rationale(self, question: Question) -> Iterator[str]:
         """Stage 1 for one question, yielding the text so far."""
         prompt = self.stage1_prompt(question)
         model, adapter = self.runner("rationale")
-        for text in model.stream(prompt, self.max_rationale_tokens, adapter, formats.rationale_finished):
-            yield formats.rationale_body(text)
+        for text in model.stream(prompt, self.max_rationale_tokens, adapter, self._capped(formats.rationale_finished, "rationale")):
+            yield formats.first_sentences(formats.rationale_body(text), self.max_sentences)
+
+    def _capped(self, stop, stage: str):
+        """A stage-1 stop that also ends a rationale past its sentence cap: at once, or, when the
+        stop waits for the answer sentence's conclusion (eval), once the next sentence is
+        known not to be it. The single-stage baseline's rationale is never capped (its answer follows it)."""
+        if not self.max_sentences or stage != "rationale":
+            return stop
+        n, words = self.max_sentences, formats.ANSWER_OPENING_WORDS if stop is formats.rationale_concluded else 1
+        return lambda text: stop(text) or formats.past_sentences(text, n, words)
 
     # -- stage 2 and the baselines -------------------------------------------------------------
     def answers(self, questions: Sequence[Question], rationales: Sequence[str]) -> list[Answer]:
@@ -235,9 +252,33 @@ class Student:
         return out
 
 
-def _student_rationale(q: Question, text: str, model_id: str, ms: int, stage: str, sample: int) -> Rationale:
+def _student_rationale(q: Question, text: str, model_id: str, ms: int, stage: str, sample: int, cap: int | None) -> Rationale:
     meta = {"stage": stage, "sample": sample, "conclusion": formats.rationale_conclusion(text, q)}
-    return Rationale(q.id, formats.rationale_body(text), "student", model_id, ms, meta=meta)
+    return Rationale(q.id, formats.first_sentences(formats.rationale_body(text), cap), "student", model_id, ms, meta=meta)
+
+
+SENTENCES_FILE = "generation.json"  # in a stage-1 adapter's folder: its sentence cap, chosen on dev
+
+
+def saved_sentence_cap(rationale: Path | None) -> int | None:
+    """The sentence cap saved with a stage-1 adapter (`benchmarks/rationale_cap.py --save`), or None."""
+    path = Path(rationale) / SENTENCES_FILE if rationale else None
+    if path is None or not path.exists():
+        return None
+    try:
+        cap = json.loads(path.read_text())["max_sentences"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} is not a generation file ({e}); delete it or write {{'max_sentences': 1}}.") from None
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        raise ConfigError(f"{path}: max_sentences must be a whole number of sentences (0 or null: no cap), not {cap!r}.")
+    return cap or None
+
+
+def save_sentence_cap(rationale: Path, cap: int | None, chosen_on: dict) -> Path:
+    """Keep stage 1's sentence cap chosen on dev beside the adapter it belongs to (None: no cap)."""
+    path = Path(rationale) / SENTENCES_FILE
+    path.write_text(json.dumps({"max_sentences": cap, "chosen_on": chosen_on}, indent=2) + "\n")
+    return path
 
 
 def mean_answer(question: Question, answers: Sequence[Answer], method: str) -> Answer:

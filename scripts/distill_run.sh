@@ -4,8 +4,9 @@
 #   1. stage 1 on the strong-teacher OpenBookQA rationales (several per question), EntailmentBank
 #      and Flan-T5, correct-only; 2. answer-only on every training question; 3. the student's own
 #      sampled rationales for the training questions; 4. stage 2 on teacher + own + empty
-#      rationales; 5. dev: zero-shot, answer-only, two-stage (greedy and k samples), two-stage+prior
-#      (weight chosen on all dev sets together); 6. step-by-step, trained and scored on dev;
+#      rationales; 5. dev: zero-shot, answer-only, two-stage greedy, then stage 1's sentence cap
+#      chosen on those reports (saved with the adapter: what follows uses it), two-stage with k
+#      samples and two-stage+prior (weight chosen on all dev sets together); 6. step-by-step, trained and scored on dev;
 #      7. test, only when TEST=1 (final candidates).
 # Settings (environment): DATA (data dir), RUN (output, default ~/.cache/scicot/runs/distill),
 # BS (train batch), GEN_BS (generation batch: 32 on a CPU, 512 on a GPU, where narrow batches
@@ -79,6 +80,11 @@ train answer "${SOURCES[@]}" --max-per-question 2 "${QUESTIONS[@]}" --set empty_
   --student-rationales "$RUN/own/openbookqa.jsonl" --student-rationales "$RUN/own/arc_easy.jsonl" \
   --student-rationales "$RUN/own/arc_challenge.jsonl" "${SCORING[@]}"
 evaluate dev greedy --variant zero-shot --variant answer-only --variant two-stage
+if [ ! -f "$A/rationale/generation.json" ]; then  # stage 1's sentence cap, chosen on the greedy dev reports
+  log "choose stage 1's sentence cap"
+  REPORTS=(); for ds in openbookqa arc_challenge arc_easy; do REPORTS+=(--report "$ds/dev" "$RUN/dev/$ds-greedy"); done
+  "$PY" benchmarks/rationale_cap.py --adapters "$A" --data-dir "$DATA" "${REPORTS[@]}" --sentences 1 2 3 --save --out "$RUN/dev/rationale_cap.json"
+fi
 evaluate dev k$K --variant two-stage --variant two-stage+prior --samples "$K" --temperature 0.7
 "$PY" scripts/choose_prior.py "$A" "$RUN"/dev/*-k"$K"/results.json
 train step-by-step "${SOURCES[@]}" --max-per-question 4 "${QUESTIONS[@]}"

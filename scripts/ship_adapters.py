@@ -20,7 +20,7 @@ from pathlib import Path
 
 from scicot_core.base_models import SMOLLM2, SMOLLM2_HUB, family
 from scicot_core.evaluate import VARIANTS, bar_chart, k_chart
-from scicot_core.student import is_full_model
+from scicot_core.student import SENTENCES_FILE, is_full_model
 
 KEEP = ("adapter_config.json", "adapter_model.safetensors", "scicot_train_config.json", "training_log.jsonl")
 DATA = "scicot_train_data.json"  # what the run read (files, filters, counts, device), when recorded
@@ -48,14 +48,15 @@ def stage_adapters(source: Path, stages: list[str], dest: Path) -> tuple[Path, d
 def _stage_copy(src: Path, out: Path) -> dict:
     """One stage's files into the staging folder; its config, run summary and data summary."""
     out.mkdir(parents=True)
-    for name in KEEP + ((DATA,) if (src / DATA).exists() else ()):
+    for name in KEEP + tuple(n for n in (DATA, SENTENCES_FILE) if (src / n).exists()):  # the sentence cap travels with stage 1
         shutil.copy2(src / name, out / name)
     config = json.loads((out / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = SMOLLM2_HUB  # not the trainer's local cache path
     (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
     log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     data = json.loads((out / DATA).read_text()) if (out / DATA).exists() else None
-    return {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data}
+    cap = json.loads((out / SENTENCES_FILE).read_text()) if (out / SENTENCES_FILE).exists() else None
+    return {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data, "generation": cap}
 
 
 def swap(staging: Path, dest: Path) -> None:
@@ -152,6 +153,11 @@ def _data_lines(info: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _cap_line(info: dict[str, dict]) -> str:
+    cap = (info.get("rationale", {}).get("generation") or {}).get("max_sentences")
+    return f" Stage 1 stops after {cap} sentence(s) (`rationale/{SENTENCES_FILE}`, chosen on dev)." if cap else ""
+
+
 def model_card(info: dict[str, dict], table: str, notes: str, ks: list[int] = (), has_k_chart: bool = False) -> str:
     rows = []
     for stage, entry in info.items():
@@ -188,7 +194,7 @@ model (`scicot_core.student.Student`).
 
 {chr(10).join(_data_lines(info))}
 
-Settings were chosen on the dev splits only.
+Settings were chosen on the dev splits only.{_cap_line(info)}
 
 | stage | steps | minutes | trained on | mean train loss | settings |
 |---|---|---|---|---|---|

@@ -106,6 +106,20 @@ def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_d
     assert Store(tmp_path / "s.db").counts()["rationales"] == 4
 
 
+def test_eval_cuts_stage_one_after_the_sentences_asked_for_and_says_so(tmp_path, tiny_causal_dir):
+    path, given = tmp_path / "mine.jsonl", tmp_path / "given.jsonl"
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS))
+    given.write_text("".join(json.dumps({"id": q.id, "rationale": "First one. Second one. Third."}) + "\n" for q in QUESTIONS))
+    env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    args = ["eval", "--questions", str(path), "--out", str(tmp_path / "r"), "--variant", "two-stage", "--rationales", str(given)]
+    result = CliRunner().invoke(main, [*args, "--max-sentences", "2", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{") :])["max_sentences"] == 2
+    preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
+    assert {p["two-stage"]["rationale"] for p in preds} == {"First one. Second one."}
+    assert "each cut after 2 sentence(s)" in (tmp_path / "r" / "results.md").read_text()
+
+
 def test_eval_needs_questions(tmp_path):
     result = CliRunner().invoke(main, ["eval"], env={"SCICOT_DATA_DIR": ""})
     assert result.exit_code == 1 and "give --dataset and --split" in result.output

@@ -163,3 +163,11 @@ def test_first_sentences_keep_whole_sentences_of_the_cleaned_text():
     assert (
         formats.first_sentences(text, 9) == formats.first_sentences(text, None) == "Ice melts at 0 C. Heat is 9.5 J here! So it melts? Yes."
     )
+
+
+def test_past_sentences_counts_the_body_and_can_wait_to_see_an_answer_sentence():
+    assert not formats.past_sentences("Ice is cold.", 1) and formats.past_sentences("Ice is cold. Heat", 1)
+    assert not formats.past_sentences("Ice is cold. Thus, the answer is (A)", 1)  # the answer sentence is not counted
+    assert not formats.past_sentences("Ice is cold. Thus, the", 1, formats.ANSWER_OPENING_WORDS)  # not yet known
+    assert formats.past_sentences("Ice is cold. Heat melts ice in spring", 1, formats.ANSWER_OPENING_WORDS)
+    assert not formats.past_sentences("", 1) and not formats.past_sentences("It weighs 9.5 g", 1)

@@ -156,3 +156,62 @@ def test_shared_prefix_scoring_equals_scoring_each_sequence_whole(tiny_causal):
         logprobs = torch.log_softmax(logits, dim=-1)
         expected = sum(logprobs[len(p) - 1 + i, t].item() for i, t in enumerate(c))
         assert n == len(c) and score == pytest.approx(expected, abs=1e-4)
+
+
+SPOKEN = "Ice is cold. Heat melts it. So it melts. Thus, the answer is (A) heat. More."
+
+
+def _word_by_word(lm, monkeypatch):
+    """Generation that writes SPOKEN a word at a time and honours `stop` as the real one does."""
+
+    def run(stop):
+        text = ""
+        for word in SPOKEN.split(" "):
+            text = f"{text} {word}".strip()
+            if stop and stop(text):
+                break
+        return text
+
+    monkeypatch.setattr(
+        lm, "generate", lambda prompts, max_new_tokens=64, adapter=None, stop=None, sampling=None, k=1: [run(stop)] * (len(prompts) * k)
+    )
+
+    def stream(prompt, max_new_tokens=64, adapter=None, stop=None):
+        final = run(stop)
+        yield from (" ".join(final.split(" ")[:n]) for n in range(1, len(final.split(" ")) + 1))
+
+    monkeypatch.setattr(lm, "stream", stream)
+
+
+def test_a_sentence_cap_stops_stage_one_and_keeps_its_first_sentences(tiny_causal, samples, monkeypatch):
+    from scicot_core import formats
+
+    _word_by_word(tiny_causal, monkeypatch)
+    q = samples[0]
+    assert Student(tiny_causal).rationales([q])[0].text == "Ice is cold. Heat melts it. So it melts."
+    one = Student(tiny_causal, max_sentences=1)
+    [r] = one.rationales([q])
+    assert r.text == "Ice is cold." and list(one.stream_rationale(q))[-1] == "Ice is cold."
+    assert all(len(formats.first_sentences(t, None)) <= len("Ice is cold.") for t in one.stream_rationale(q))
+    # Its answer sentence is not counted: a rationale that reaches it still names its conclusion.
+    [r] = Student(tiny_causal, max_sentences=3).rationales([q], stop=formats.rationale_concluded)
+    assert r.text == "Ice is cold. Heat melts it. So it melts." and r.meta["conclusion"] == "A"
+    # The single-stage baseline's rationale is never cut (its answer follows it).
+    assert one._capped(formats.rationale_finished, "single-stage") is formats.rationale_finished
+
+
+def test_a_sentence_cap_chosen_on_dev_travels_with_the_stage_one_adapter(tiny_causal_dir, tmp_path):
+    from scicot_core.errors import ConfigError
+    from scicot_core.student import save_sentence_cap
+
+    lm = load_model(str(tiny_causal_dir), tmp_path)
+    rationale = _make_adapter(tiny_causal_dir, tmp_path / "rationale", 1)
+    assert Student(lm, {"rationale": rationale}).max_sentences is None
+    save_sentence_cap(rationale, 1, {"reports": ["arc_easy/dev"]})
+    assert Student(lm, {"rationale": rationale}).max_sentences == 1
+    assert Student(lm, {"rationale": rationale}, max_sentences=2).max_sentences == 2
+    assert Student(lm, {"rationale": rationale}, max_sentences=0).max_sentences is None  # 0: no cap
+    for bad in ["{", '{"max_sentences": "one"}', '{"max_sentences": -1}', "[]"]:
+        (rationale / "generation.json").write_text(bad)
+        with pytest.raises(ConfigError, match="generation"):
+            Student(lm, {"rationale": rationale})

@@ -222,9 +222,17 @@ def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
     assert missing.returncode != 0 and "train the stage first" in missing.stderr
     assert [p.name for p in dest.iterdir()] == ["keep.txt"] and not dest.with_name("shipped.new").exists()
 
-    done = ship("--reports", str(reports))
+    from scicot_core.student import save_sentence_cap
+
+    cap = save_sentence_cap(adapters / "rationale", 1, {"reports": ["arc_easy/dev"]})  # stage 1's cap travels with it
+    try:
+        done = ship("--reports", str(reports))
+    finally:
+        cap.unlink()  # the set is shared with other tests
     assert done.returncode == 0, done.stderr
+    assert (dest / "rationale" / "generation.json").exists()
     card = (dest / "README.md").read_text()
+    assert "Stage 1 stops after 1 sentence(s) (`rationale/generation.json`, chosen on dev)." in card
     assert "`rationale`, `answer`, `answer-only`: rank 8 on the attention layers" in card
     assert "from set." in card and str(tmp_path) not in card  # data files by name, never a path
     assert "trained on" in card and "CPU (" in card
