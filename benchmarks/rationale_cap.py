@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "rationale_cap.json")
     parser.add_argument("--save", action="store_true", help="save the best cap with the adapters' rationale/ stage")
+    parser.add_argument("--limit", type=int, help="only the first N questions of each report (a quick check)")
     args = parser.parse_args()
     if args.save and any(name.endswith("/test") for name, _ in args.report):
         parser.error("--save chooses on dev: leave the test reports out.")
@@ -90,7 +91,7 @@ def main() -> None:
             row = json.loads(line)
             if "two-stage" in row:
                 rationales[row["id"]] = row["two-stage"]["rationale"]
-        result = cap_rows(student, load_split(dataset, split, args.data_dir), rationales, caps)
+        result = cap_rows(student, load_split(dataset, split, args.data_dir)[: args.limit], rationales, caps)
         results[f"{dataset}/{split}"] = result
         print(f"\n**{dataset}/{split}** ({result['questions']} questions)\n")
         print("| sentences kept | two-stage accuracy | rationale tokens (mean) | answers changed |\n|---|---|---|---|")
