@@ -47,14 +47,11 @@ def cap_rows(student: Student, questions, rationales: dict[str, str], caps: list
         rows[str(cap or "none")] = {
             "accuracy": round(100 * correct / len(keyed), 1),
             "tokens_mean": round(statistics.mean(tokens), 1),
-            "changed_answers": None,
             "labels": [a.label for a in answers],
         }
-    full = rows["none"]["labels"] if "none" in rows else None
+    uncut = rows["none"]["labels"]  # `caps` always ends with None: the rationales as generated
     for row in rows.values():
-        if full is not None:
-            row["changed_answers"] = sum(a != b for a, b in zip(row["labels"], full))
-        del row["labels"]
+        row["changed_answers"] = sum(a != b for a, b in zip(row.pop("labels"), uncut))
     return {"questions": len(keyed), "caps": rows}
 
 
