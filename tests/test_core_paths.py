@@ -166,6 +166,26 @@ def test_a_set_under_a_path_with_a_dot_and_a_space_serves_the_app_the_cli_and_ev
     assert "two-stage" in json.loads(evaluated.output[evaluated.output.index("{") :])["accuracy"]
 
 
+def test_eval_and_sample_run_merged_by_default_with_the_outputs_of_attached_adapters(tiny_causal_dir, tmp_path):
+    folder = _adapter_set(tiny_causal_dir, tmp_path / "set")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:3]))
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir)}
+    runs = {}
+    for how in ("--merge", "--attach"):
+        out = tmp_path / how.strip("-")
+        args = ["eval", "--questions", str(questions), "--adapters", str(folder), "--out", str(out), "--max-tokens", "4"]
+        assert (evaluated := _cli([*args, "--variant", "two-stage", how], tmp_path, **env)).exit_code == 0, evaluated.output
+        sample = ["sample", "--questions", str(questions), "--adapters", str(folder), "--samples", "2", "--max-tokens", "4"]
+        assert (sampled := _cli([*sample, "--out", str(out / "own.jsonl"), how], tmp_path, **env)).exit_code == 0, sampled.output
+        runs[how] = [json.loads(line) for line in open(out / "predictions.jsonl")], (out / "own.jsonl").read_text()
+    (merged, own_merged), (attached, own_attached) = runs["--merge"], runs["--attach"]
+    assert own_merged == own_attached and own_merged.count("\n") == 6
+    for m, a in zip(merged, attached):
+        assert m["two-stage"]["rationale"] == a["two-stage"]["rationale"] and m["two-stage"]["label"] == a["two-stage"]["label"]
+        assert m["two-stage"]["probabilities"] == pytest.approx(a["two-stage"]["probabilities"], abs=1e-4)
+
+
 def test_the_app_warms_its_default_student_merged_and_answers_as_with_the_adapters_attached(app_deps, tiny_causal_dir, tmp_path):
     from dataclasses import replace
 
