@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from scicot_core import formats
 from scicot_core import variants as variant_table
-from scicot_core.distillation_set import load_student_rationales
+from scicot_core.distillation_set import in_fold, load_student_rationales, parse_fold
 from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
@@ -354,9 +354,14 @@ def eval_(
     required=True,
     help="JSONL of {id, rationale, conclusion}; appended, resumable.",
 )
+@click.option(
+    "--fold",
+    metavar="K/N",
+    help="Only the questions of fold K of N: those a stage 1 trained with --set hold_out=K/N never saw (cross-fitting).",
+)
 @merge_option
 def sample(
-    dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out, merge
+    dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out, fold, merge
 ):
     """Sample the student's own rationales for training questions (right and wrong alike), for
     stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
@@ -364,7 +369,10 @@ def sample(
     from scicot_core.lm import Sampling
 
     settings = Settings.from_env()
+    held_out = parse_fold(fold) if fold else None
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
+    if held_out:
+        questions = [q for q in questions if in_fold(q.id, held_out)]
     found = find_adapters(adapters)
     if "rationale" not in found:
         raise ConfigError(f"{adapters} has no rationale/ adapter; train one with `scicot train --stage rationale`.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -184,3 +185,18 @@ def write_jsonl_atomic(rows: Iterable[dict], path: Path | str) -> int:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def parse_fold(spec: str) -> tuple[int, int]:
+    """'K/N' as (K, N): fold K (counted from 0) of N folds of the training questions."""
+    k, slash, n = spec.partition("/")
+    if not (slash and k.strip().isdigit() and n.strip().isdigit() and int(n) >= 2 and int(k) < int(n)):
+        raise ConfigError(f"fold {spec!r} is not K/N with 0 <= K < N and N >= 2; e.g. 0/2 is the first of two folds.")
+    return int(k), int(n)
+
+
+def in_fold(question_id: str, fold: tuple[int, int]) -> bool:
+    """Whether a question falls in a fold: by a hash of its id alone, so a training run that holds
+    the fold out and the sampling that writes its rationales agree without sharing a list."""
+    k, n = fold
+    return int(hashlib.sha256(f"fold|{question_id}".encode()).hexdigest()[:8], 16) % n == k

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import formats
 from .choice_loss import CHOICE_STAGES, OBJECTIVES, ChoiceCollator, choice_examples, choice_trainer, tokenize_groups
-from .distillation_set import DistillRecord, load_any, load_student_rationales, rationale_files
+from .distillation_set import DistillRecord, in_fold, load_any, load_student_rationales, parse_fold, rationale_files
 from .errors import ConfigError
 from .questions import Question, load_split
 from .student import STAGES
@@ -56,6 +56,9 @@ class TrainConfig:
     # More training questions without rationales ("arc_easy/train"): answer-only, step-by-step's
     # answer task and stage 2 (on student or empty rationales) train on them too.
     questions: list[str] = field(default_factory=list)
+    # "K/N": leave fold K of N of the training questions out (distillation_set.in_fold), so that
+    # the student's own rationales for them come from a stage 1 that never saw them (cross-fitting).
+    hold_out: str = ""
     # Stage 2's mix: teacher rationales, up to this many student rationales per question (0 =
     # all given), and this share of questions also with an empty rationale.
     teacher_for_answer: bool = True
@@ -94,6 +97,8 @@ class TrainConfig:
             raise ConfigError(f"the choices objective is for the stages that score choices ({', '.join(CHOICE_STAGES)}), not {self.stage}.")
         if self.lm_weight < 0:
             raise ConfigError(f"lm_weight must be 0 or more, not {self.lm_weight}.")
+        if self.hold_out:
+            parse_fold(self.hold_out)
         if (self.sources or self.questions) and not self.data_dir:
             raise ConfigError("--source and --questions need a data directory (--data-dir or SCICOT_DATA_DIR).")
         return self
@@ -198,6 +203,9 @@ def load_records(config: TrainConfig) -> TrainingData:
         files += [str(f) for f in rationale_files(config.data_dir, config.sources) if str(f) not in files]
     config.data = files
     records = [r for path in files for r in load_any(path, data_dir=config.data_dir)]
+    fold = parse_fold(config.hold_out) if config.hold_out else None
+    if fold:  # before the caps and the limit, which then count what is left
+        records = [r for r in records if not in_fold(r.question.id, fold)]
     if config.correct_only:
         records = [r for r in records if _concludes_gold(r)]
     records = _dedupe(records)
@@ -206,6 +214,8 @@ def load_records(config: TrainConfig) -> TrainingData:
     if config.limit:
         records = random.Random(config.seed).sample(records, min(config.limit, len(records)))
     extra = [q for name in config.questions for q in load_split(*_split_name(name), config.data_dir)]
+    if fold:
+        extra = [q for q in extra if not in_fold(q.id, fold)]
     return TrainingData(records, extra, load_student_rationales(config.student_rationales))
 
 

@@ -42,8 +42,9 @@ for stage in "$RUN"/adapters/*/; do
   [ -f "$RUN/adapters/$stage/adapter_config.json" ] || continue
   tar -czf "$OUT/stage-$stage.tgz" -C "$RUN/adapters" --exclude=checkpoints "$stage"
 done
-# The rest: reports, own samples, logs and the adapters folder's own files (prior.json).
-tar -czf "$OUT/reports.tgz" -C "$RUN" --exclude='./adapters/*/*' --exclude=generated.partial.jsonl .
+# The rest: reports, own samples, logs and the adapters folder's own files (prior.json); not the
+# cross-fitting folds' stage 1s, which only wrote own samples.
+tar -czf "$OUT/reports.tgz" -C "$RUN" --exclude='./adapters/*/*' --exclude=./folds --exclude=generated.partial.jsonl .
 cp "$RUN/run.log" "$OUT/run.log"
 ls -la "$OUT"
 exit $([ $rc = 0 ] || [ $rc = 124 ] && echo 0 || echo $rc)

@@ -17,15 +17,16 @@
 # entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS),
 # FULL=1 (every stage fine-tuned whole instead of LoRA; LR then defaults to 2e-5), and
 # OBJECTIVE=choices (stage 2 and answer-only alike learn the gold choice among all of a
-# question's, not only the gold text: see scicot_core/choice_loss.py). Each decision needs its
-# own RUN.
+# question's, not only the gold text: see scicot_core/choice_loss.py), and FOLDS=N (N >= 2:
+# stage 2's own rationales cross-fitted, each fold's written by a stage 1 trained without it;
+# N more stage-1 trainings, the same sampling). Each decision needs its own RUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
 BS=${BS:-8}; GEN_BS=${GEN_BS:-$("$PY" -c 'import torch; print(512 if torch.cuda.is_available() else 32)')}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
-EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}
+EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}; FOLDS=${FOLDS:-0}
 LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
 mkdir -p "$A" "$RUN/dev" "$RUN/test" "$RUN/own"
@@ -51,10 +52,14 @@ if [ -n "${SMOKE:-}" ]; then
 fi
 
 train() {  # train STAGE ARGS...: skipped once its adapter exists
-  local stage=$1; shift
-  [ -f "$A/$stage/adapter_config.json" ] || [ -f "$A/$stage/model.safetensors" ] && { log "$stage already trained"; return; }
-  log "train $stage"
-  scicot train --stage "$stage" --data-dir "$DATA" --out "$A/$stage" "${TRAIN_SET[@]}" "${WEIGHTS[@]}" "$@"
+  train_into "$A/$1" "$@"
+}
+
+train_into() {  # train_into DIR STAGE ARGS...
+  local out=$1 stage=$2; shift 2
+  [ -f "$out/adapter_config.json" ] || [ -f "$out/model.safetensors" ] && { log "$out already trained"; return; }
+  log "train $stage -> $out"
+  scicot train --stage "$stage" --data-dir "$DATA" --out "$out" "${TRAIN_SET[@]}" "${WEIGHTS[@]}" "$@"
 }
 
 evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set
@@ -68,17 +73,27 @@ evaluate() {  # evaluate SPLIT NAME ARGS...: one report folder per data set
   done
 }
 
+sample_own() {  # sample_own DATASET NAME ADAPTERS ARGS...: own/NAME.jsonl, once
+  local ds=$1 name=$2 adapters=$3; shift 3
+  OWN+=(--student-rationales "$RUN/own/$name.jsonl")
+  [ -f "$RUN/own/$name.done" ] && return
+  log "sample own rationales $ds/train ($name)"
+  scicot sample --dataset "$ds" --split train --data-dir "$DATA" --adapters "$adapters" --samples "$KTRAIN" \
+    --max-tokens "$MAXTOK" --batch-size "$GEN_BS" --out "$RUN/own/$name.jsonl" "${SAMPLE_LIMIT[@]}" "$@" && touch "$RUN/own/$name.done"
+}
+
 train rationale "${STAGE1[@]}" --correct-only
 train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS" "${SCORING[@]}"
-for ds in openbookqa arc_easy arc_challenge; do
-  [ -f "$RUN/own/$ds.done" ] && continue
-  log "sample own rationales $ds/train"
-  scicot sample --dataset "$ds" --split train --data-dir "$DATA" --adapters "$A" --samples "$KTRAIN" \
-    --max-tokens "$MAXTOK" --batch-size "$GEN_BS" --out "$RUN/own/$ds.jsonl" "${SAMPLE_LIMIT[@]}" && touch "$RUN/own/$ds.done"
-done
-train answer "${SOURCES[@]}" --max-per-question 2 "${QUESTIONS[@]}" --set empty_rationale=0.3 \
-  --student-rationales "$RUN/own/openbookqa.jsonl" --student-rationales "$RUN/own/arc_easy.jsonl" \
-  --student-rationales "$RUN/own/arc_challenge.jsonl" "${SCORING[@]}"
+OWN=()
+if [ "$FOLDS" -ge 2 ]; then  # cross-fitted: each fold's own rationales by a stage 1 that never saw it
+  for k in $(seq 0 $((FOLDS - 1))); do
+    train_into "$RUN/folds/$k/rationale" rationale "${STAGE1[@]}" --correct-only --set hold_out="$k/$FOLDS"
+    for ds in openbookqa arc_easy arc_challenge; do sample_own "$ds" "$ds.fold$k" "$RUN/folds/$k" --fold "$k/$FOLDS"; done
+  done
+else
+  for ds in openbookqa arc_easy arc_challenge; do sample_own "$ds" "$ds" "$A"; done
+fi
+train answer "${SOURCES[@]}" --max-per-question 2 "${QUESTIONS[@]}" --set empty_rationale=0.3 "${OWN[@]}" "${SCORING[@]}"
 evaluate dev greedy --variant zero-shot --variant answer-only --variant two-stage
 if [ ! -f "$A/rationale/generation.json" ]; then  # stage 1's sentence cap, chosen on the greedy dev reports
   log "choose stage 1's sentence cap"

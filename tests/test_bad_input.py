@@ -153,6 +153,18 @@ CASES = [
         "--set lm_weight='heavy': lm_weight takes a number",
     ),
     Case(
+        "train --set hold_out=2/2",
+        7,
+        ("train", "--stage", "rationale", "--data", "{tmp}/q.jsonl", "--out", "{tmp}/trained", "--set", "hold_out=2/2"),
+        "fold '2/2' is not K/N with 0 <= K < N and N >= 2",
+    ),
+    Case(
+        "sample --fold half",
+        7,
+        ("sample", "--questions", "{tmp}/q.jsonl", "--adapters", "{tmp}/folder", "--fold", "half", "--out", "{tmp}/own.jsonl"),
+        "fold 'half' is not K/N",
+    ),
+    Case(
         "train --set batch_size=many",
         7,
         ("train", "--stage", "answer", "--data", "{tmp}/q.jsonl", "--out", "{tmp}/trained", "--set", "batch_size=many"),

@@ -186,6 +186,24 @@ def test_eval_and_sample_run_merged_by_default_with_the_outputs_of_attached_adap
         assert m["two-stage"]["probabilities"] == pytest.approx(a["two-stage"]["probabilities"], abs=1e-4)
 
 
+def test_sample_a_fold_writes_exactly_the_questions_of_that_fold(tiny_causal_dir, tmp_path):
+    from scicot_core.distillation_set import in_fold
+
+    folder = _adapter_set(tiny_causal_dir, tmp_path / "set", ("rationale",))
+    questions = [q for q, _ in sample_items()[:8]]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in questions))
+    sampled = []
+    for k in (0, 1):
+        out = tmp_path / f"own{k}.jsonl"
+        args = ["sample", "--questions", str(tmp_path / "q.jsonl"), "--adapters", str(folder), "--samples", "1", "--max-tokens", "3"]
+        assert (
+            done := _cli([*args, "--fold", f"{k}/2", "--out", str(out)], tmp_path, SCICOT_STUDENT=str(tiny_causal_dir))
+        ).exit_code == 0, done.output
+        sampled.append([json.loads(line)["id"] for line in out.read_text().splitlines()])
+    assert sampled == [[q.id for q in questions if in_fold(q.id, (k, 2))] for k in (0, 1)]
+    assert sorted(sampled[0] + sampled[1]) == sorted(q.id for q in questions) and all(sampled)
+
+
 def test_the_app_warms_its_default_student_merged_and_answers_as_with_the_adapters_attached(app_deps, tiny_causal_dir, tmp_path):
     from dataclasses import replace
 

@@ -219,6 +219,8 @@ def test_resumes_after_an_interruption(tmp_path, distill_set, tiny_causal_dir):
         ({"stage": "answer", "objective": "contrast"}, "unknown objective 'contrast'"),
         ({"objective": "choices"}, "the choices objective is for the stages that score choices"),
         ({"stage": "answer", "objective": "choices", "lm_weight": -1.0}, "lm_weight must be 0 or more"),
+        ({"hold_out": "2/2"}, "fold '2/2' is not K/N"),
+        ({"hold_out": "0/1"}, "N >= 2"),
     ],
 )
 def test_bad_configs(tmp_path, distill_set, tiny_causal_dir, change, message):
@@ -355,6 +357,21 @@ def test_step_by_step_learns_two_tasks_with_prefixes(tmp_path, data_dir):
     data = load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level*"]))
     pairs = examples("step-by-step", data, lambda t: t)
     assert sum(p.startswith("[rationale] ") for p, _ in pairs) == 6 and sum(p.startswith("[answer] ") for p, _ in pairs) == 3
+
+
+def test_held_out_folds_split_the_training_questions_once_each(tmp_path, data_dir):
+    from scicot_core.distillation_set import in_fold
+    from scicot_core.train import load_records
+
+    everything = {r.question.id for r in load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level*"])).records}
+    kept = [
+        {r.question.id for r in load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level*"], hold_out=f"{k}/2")).records}
+        for k in (0, 1)
+    ]
+    assert kept[0] | kept[1] == everything and not kept[0] & kept[1]  # each question is held out by exactly one run
+    assert not any(in_fold(q, (k, 2)) for k in (0, 1) for q in kept[k])
+    sizes = [sum(in_fold(f"q{i}", (k, 3)) for i in range(3000)) for k in range(3)]
+    assert sum(sizes) == 3000 and min(sizes) > 900  # about a third each
 
 
 def test_never_trains_on_a_test_split(tmp_path, data_dir):
