@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from scicot_core import formats
 from scicot_core import variants as variant_table
-from scicot_core.distillation_set import in_fold, load_student_rationales, parse_fold
+from scicot_core.distillation_set import in_fold, load_student_samples, parse_fold
 from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
@@ -276,7 +276,7 @@ def eval_(
     settings = Settings.from_env()
     sampling = Sampling(temperature, top_p, seed) if samples > 1 else None
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
-    reused = load_student_rationales(rationale_files)
+    reused = load_student_samples(rationale_files)
     found = default_adapters(adapters or settings.adapters, settings.student)
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
@@ -302,9 +302,17 @@ def eval_(
             f"resuming: reusing {sum(map(len, given.values()))} questions' rationales generated before in {checkpoint.path}"
             + (f", and stage 2's answers for {answered} of them" if answered else "")
         )
-    for i, texts in reused.items():  # cut as stage 1 would have stopped them
+    by_id = {q.id: q for q in questions}
+    for i, texts in reused.items():  # cut as stage 1 would have stopped them; what they concluded kept
         given.setdefault("two-stage", {})[i] = [
-            Rationale(i, formats.first_sentences(t, cap), "student", "reused from an earlier run") for t in texts
+            Rationale(
+                i,
+                formats.first_sentences(t, cap),
+                "student",
+                "reused from an earlier run",
+                meta={"conclusion": c or (formats.rationale_conclusion(t, by_id[i]) if i in by_id else None)},
+            )
+            for t, c in texts
         ]
     student = Student(
         load_model(settings.student, settings.cache_dir, settings.offline, settings.threads),

@@ -125,28 +125,39 @@ def load_any(path: Path | str, question_file: Path | str | None = None, data_dir
 def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, list[str]]:
     """Student rationales by question id, all of them: `{"id", "rationale"}` lines (an id may
     repeat), or the lines of `scicot eval`'s predictions.jsonl (every two-stage sample)."""
-    student: dict[str, list[str]] = {}
+    return {i: [text for text, _ in samples] for i, samples in load_student_samples(paths).items()}
+
+
+def load_student_samples(paths: Iterable[Path | str]) -> dict[str, list[tuple[str, str | None]]]:
+    """As `load_student_rationales`, each text with the label its own answer sentence named when
+    the line says so (eval's predictions.jsonl keeps it as a sample's "conclusion"; the text it
+    keeps is the body, without that sentence), else None."""
+    student: dict[str, list[tuple[str, str | None]]] = {}
     for path in paths:
         for number, row in read_jsonl(Path(path)):
-            texts = _student_texts(row)
-            if texts is None:
+            samples = _student_samples(row)
+            if samples is None:
                 raise ConfigError(
                     f'{path}:{number}: a student rationale line needs "id" and "rationale" (or is a line of eval\'s predictions.jsonl).'
                 )
-            student.setdefault(str(row["id"]), []).extend(texts)
+            student.setdefault(str(row["id"]), []).extend(samples)
     return student
 
 
-def _student_texts(row) -> list[str] | None:
+def _student_samples(row) -> list[tuple[str, str | None]] | None:
     if not isinstance(row, dict) or "id" not in row:
         return None
     two = row.get("two-stage")
     if isinstance(two, dict):
         samples = two.get("samples")
         if isinstance(samples, list) and all(isinstance(x, dict) and isinstance(x.get("rationale"), str) for x in samples):
-            return [x["rationale"] for x in samples]
-        return [two["rationale"]] if isinstance(two.get("rationale"), str) else None
-    return [row["rationale"]] if isinstance(row.get("rationale"), str) else None
+            return [(x["rationale"], _label(x.get("conclusion"))) for x in samples]
+        return [(two["rationale"], None)] if isinstance(two.get("rationale"), str) else None
+    return [(row["rationale"], None)] if isinstance(row.get("rationale"), str) else None
+
+
+def _label(value) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def rationale_files(data_dir: Path | str, patterns: Iterable[str], split: str = "train") -> list[Path]:

@@ -71,6 +71,13 @@ def _needed_by(chosen: Sequence[str]) -> set[str]:
     return {"two-stage", "answer-only"} if "two-stage+prior" in chosen else set()
 
 
+def _reused(r: Rationale, q: Question) -> Rationale:
+    """A rationale given to reuse, as stage 2 reads it (its body), keeping the label its own
+    answer sentence named: from its meta when the file said, else from its text."""
+    meta = r.meta if "conclusion" in r.meta else r.meta | {"conclusion": formats.rationale_conclusion(r.text, q)}
+    return replace(r, text=formats.rationale_body(r.text), meta=meta)
+
+
 class Run:
     """The answers of every variant so far, per question, and the rationales behind them."""
 
@@ -124,7 +131,7 @@ class Run:
         if fresh and self.on_generated:
             self.on_generated(name, fresh)
         by_id = {q.id: rs for q, rs in zip(todo, fresh)}
-        out = [by_id.get(q.id) or [replace(r, text=formats.rationale_body(r.text)) for r in reuse[q.id][:k]] for q in part]
+        out = [by_id.get(q.id) or [_reused(r, q) for r in reuse[q.id][:k]] for q in part]
         self.rationales.setdefault(name, {}).update({q.id: rs for q, rs in zip(part, out)})
         return out
 

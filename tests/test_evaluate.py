@@ -86,6 +86,8 @@ def test_two_stage_reuses_given_rationales_and_generates_the_rest():
     assert lm.generated == 3 and result["reused_rationales"] == {"two-stage": 1} and seen == [("two-stage", 3)]
     assert [p["two-stage"]["rationale"] for p in result["predictions"]] == ["Because.", "Given here.", "Because.", "Because."]
     assert [r.model_id for r in result["rationales"]["two-stage"]][:2] == ["scripted", "earlier"]
+    # The reused rationale keeps what it concluded, (B) on q2 (gold C), and stage 2 followed it.
+    assert result["follows_wrong"] == {"rationales_concluding_wrong": 2, "stage2_followed": 1, "rate": 0.5}
 
 
 def test_eval_cli_on_any_question_file_with_a_tiny_model(tmp_path, tiny_causal_dir):
@@ -118,6 +120,24 @@ def test_eval_cuts_stage_one_after_the_sentences_asked_for_and_says_so(tmp_path,
     preds = [json.loads(line) for line in open(tmp_path / "r" / "predictions.jsonl")]
     assert {p["two-stage"]["rationale"] for p in preds} == {"First one. Second one."}
     assert "each cut after 2 sentence(s)" in (tmp_path / "r" / "results.md").read_text()
+
+
+def test_eval_keeps_what_reused_rationales_concluded(tmp_path, tiny_causal_dir):
+    # One earlier report's line (its text is the body; the conclusion is kept beside it) and one
+    # plain line whose text still has its answer sentence.
+    path, given = tmp_path / "mine.jsonl", tmp_path / "given.jsonl"
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS[:2]))
+    earlier = {"id": "q2", "two-stage": {"label": "B", "samples": [{"rationale": "It is b.", "conclusion": "B", "label": "B"}]}}
+    given.write_text(json.dumps(earlier) + "\n" + json.dumps({"id": "q1", "rationale": "It is a. Thus, the answer is (A) a."}) + "\n")
+    env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
+    args = ["eval", "--questions", str(path), "--out", str(tmp_path / "r"), "--variant", "two-stage", "--rationales", str(given), "--json"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    preds = {p["id"]: p["two-stage"]["samples"][0] for p in map(json.loads, open(tmp_path / "r" / "predictions.jsonl"))}
+    assert (preds["q1"]["rationale"], preds["q1"]["conclusion"]) == ("It is a.", "A")
+    assert (preds["q2"]["rationale"], preds["q2"]["conclusion"]) == ("It is b.", "B")
+    out = json.loads(result.output[result.output.index("{") :])
+    assert out["follows_wrong"]["rationales_concluding_wrong"] == 1  # q2's (B); gold is C
 
 
 def test_eval_needs_questions(tmp_path):
