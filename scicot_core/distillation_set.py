@@ -130,8 +130,8 @@ def load_student_rationales(paths: Iterable[Path | str]) -> dict[str, list[str]]
 
 def load_student_samples(paths: Iterable[Path | str]) -> dict[str, list[tuple[str, str | None]]]:
     """As `load_student_rationales`, each text with the label its own answer sentence named when
-    the line says so (eval's predictions.jsonl keeps it as a sample's "conclusion"; the text it
-    keeps is the body, without that sentence), else None."""
+    the line says so (a "conclusion" beside the text, as `scicot sample` and eval's
+    predictions.jsonl keep it: the text they keep is the body, without that sentence), else None."""
     student: dict[str, list[tuple[str, str | None]]] = {}
     for path in paths:
         for number, row in read_jsonl(Path(path)):
@@ -153,7 +153,7 @@ def _student_samples(row) -> list[tuple[str, str | None]] | None:
         if isinstance(samples, list) and all(isinstance(x, dict) and isinstance(x.get("rationale"), str) for x in samples):
             return [(x["rationale"], _label(x.get("conclusion"))) for x in samples]
         return [(two["rationale"], None)] if isinstance(two.get("rationale"), str) else None
-    return [(row["rationale"], None)] if isinstance(row.get("rationale"), str) else None
+    return [(row["rationale"], _label(row.get("conclusion")))] if isinstance(row.get("rationale"), str) else None
 
 
 def _label(value) -> str | None:

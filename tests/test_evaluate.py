@@ -123,12 +123,14 @@ def test_eval_cuts_stage_one_after_the_sentences_asked_for_and_says_so(tmp_path,
 
 
 def test_eval_keeps_what_reused_rationales_concluded(tmp_path, tiny_causal_dir):
-    # One earlier report's line (its text is the body; the conclusion is kept beside it) and one
-    # plain line whose text still has its answer sentence.
+    # An earlier report's line and a line of `scicot sample` (each text is the body; the
+    # conclusion is kept beside it), and a plain line whose text still has its answer sentence.
     path, given = tmp_path / "mine.jsonl", tmp_path / "given.jsonl"
-    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS[:2]))
+    path.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q in QUESTIONS[:3]))
     earlier = {"id": "q2", "two-stage": {"label": "B", "samples": [{"rationale": "It is b.", "conclusion": "B", "label": "B"}]}}
-    given.write_text(json.dumps(earlier) + "\n" + json.dumps({"id": "q1", "rationale": "It is a. Thus, the answer is (A) a."}) + "\n")
+    sampled = {"id": "q3", "rationale": "It is a.", "conclusion": "1"}
+    plain = {"id": "q1", "rationale": "It is a. Thus, the answer is (A) a."}
+    given.write_text("".join(json.dumps(row) + "\n" for row in (earlier, sampled, plain)))
     env = {"SCICOT_CACHE_DIR": str(tmp_path / "c"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_DATA_DIR": ""}
     args = ["eval", "--questions", str(path), "--out", str(tmp_path / "r"), "--variant", "two-stage", "--rationales", str(given), "--json"]
     result = CliRunner().invoke(main, args, env=env)
@@ -136,8 +138,9 @@ def test_eval_keeps_what_reused_rationales_concluded(tmp_path, tiny_causal_dir):
     preds = {p["id"]: p["two-stage"]["samples"][0] for p in map(json.loads, open(tmp_path / "r" / "predictions.jsonl"))}
     assert (preds["q1"]["rationale"], preds["q1"]["conclusion"]) == ("It is a.", "A")
     assert (preds["q2"]["rationale"], preds["q2"]["conclusion"]) == ("It is b.", "B")
+    assert (preds["q3"]["rationale"], preds["q3"]["conclusion"]) == ("It is a.", "1")
     out = json.loads(result.output[result.output.index("{") :])
-    assert out["follows_wrong"]["rationales_concluding_wrong"] == 1  # q2's (B); gold is C
+    assert out["follows_wrong"]["rationales_concluding_wrong"] == 2  # q2's (B), gold C; q3's (1), gold 2
 
 
 def test_eval_needs_questions(tmp_path):
