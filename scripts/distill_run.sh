@@ -27,6 +27,7 @@ DATA=${DATA:-../shared/data}
 RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
 BS=${BS:-8}; GEN_BS=${GEN_BS:-$("$PY" -c 'import torch; print(512 if torch.cuda.is_available() else 32)')}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
 EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}; FOLDS=${FOLDS:-0}
+case $FOLDS in 0 | [2-9] | [1-9][0-9]) ;; *) echo "FOLDS=$FOLDS: give 0 (no cross-fitting) or a number of folds of 2 or more" >&2; exit 2 ;; esac
 LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
 mkdir -p "$A" "$RUN/dev" "$RUN/test" "$RUN/own"
@@ -87,8 +88,9 @@ train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS" "$
 OWN=()
 if [ "$FOLDS" -ge 2 ]; then  # cross-fitted: each fold's own rationales by a stage 1 that never saw it
   for k in $(seq 0 $((FOLDS - 1))); do
-    train_into "$RUN/folds/$k/rationale" rationale "${STAGE1[@]}" --correct-only --set hold_out="$k/$FOLDS"
-    for ds in openbookqa arc_easy arc_challenge; do sample_own "$ds" "$ds.fold$k" "$RUN/folds/$k" --fold "$k/$FOLDS"; done
+    # Named by N as well as k: a RUN rerun with other FOLDS must not reuse another split's folds.
+    train_into "$RUN/folds/$k-of-$FOLDS/rationale" rationale "${STAGE1[@]}" --correct-only --set hold_out="$k/$FOLDS"
+    for ds in openbookqa arc_easy arc_challenge; do sample_own "$ds" "$ds.fold$k-of-$FOLDS" "$RUN/folds/$k-of-$FOLDS" --fold "$k/$FOLDS"; done
   done
 else
   for ds in openbookqa arc_easy arc_challenge; do sample_own "$ds" "$ds" "$A"; done
