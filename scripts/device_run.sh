@@ -4,8 +4,9 @@
 # DEADLINE seconds, and pack what the run has made into $OUT, which comes back: each stage's
 # adapter and the reports (at most 8 files of 16 MiB). The run folder is runs/$NAME, which a warm
 # machine keeps between calls, so the same command again goes on where the last one stopped.
-# Settings (environment): NAME (the run, required), DEADLINE (default 500 s: a call may run 600),
-# and any of distill_run.sh's settings (OBJECTIVE, STAGE1_SOURCES, KTRAIN, TEST, ...).
+# Settings (environment): NAME (the run, required), DEADLINE (default 500 s: a call may run 600,
+# and less when less device time is left: give the device tool's budget_left_s less 60), and any
+# of distill_run.sh's settings (OBJECTIVE, STAGE1_SOURCES, KTRAIN, TEST, FOLDS, ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 NAME=${NAME:?set NAME, the run folder under runs/}
@@ -14,37 +15,69 @@ OUT=${OUT:?no OUT folder: this runs through the device tool}
 KIT=.device
 RUN=runs/$NAME
 SITE=${SITE:-/tmp/scicot-site}
-if [ ! -f "$KIT/kit/.unpacked" ]; then
-  parts=$(ls "$KIT"/part*/kit.part* 2>/dev/null | sort -V)
-  want=$(cat "$KIT"/part*/kit.sha256 2>/dev/null)
-  got=$(cat $parts 2>/dev/null | sha256sum | cut -d' ' -f1)
+PACK_EVERY=${PACK_EVERY:-60}
+# The newest kit carried: its last part holds its checksum and its number of parts. A kit built
+# again since the last unpacking is unpacked afresh (its parts replace the old ones one by one).
+last=$(ls -t "$KIT"/part*/kit.sha256 2>/dev/null | head -1)
+want=$([ -n "$last" ] && cat "$last")
+if [ ! -f "$KIT/kit/.unpacked" ] || { [ -n "$want" ] && [ "$(cat "$KIT/kit/.unpacked")" != "$want" ]; }; then
+  count=$([ -n "$last" ] && cat "$(dirname "$last")/kit.count" 2>/dev/null || echo 0)
+  parts=(); for i in $(seq 1 "$count"); do parts+=("$KIT/part$i/kit.part$(printf %02d $((i - 1)))"); done
+  got=$(cat "${parts[@]}" 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ -z "$want" ] || [ "$got" != "$want" ]; then
-    echo "the kit is incomplete here ($(echo $parts | wc -w) parts): carry the missing .device/partN, one per call" | tee "$OUT/status.txt"
+    missing=$(for p in "${parts[@]}"; do [ -f "$p" ] || printf ' .device/%s' "$(basename "$(dirname "$p")")"; done)
+    if [ -z "$want" ]; then what="no last part, with the kit's checksum, has come"
+    elif [ -n "$missing" ]; then what="missing:$missing; $count parts in all"
+    else what="$count parts in all here, but they do not match its checksum"; fi
+    echo "the kit is incomplete here ($what): carry each missing .device/partN, one per call" | tee "$OUT/status.txt"
     exit 2
   fi
-  { mkdir -p "$KIT/kit" && cat $parts | tar -xzf - -C "$KIT/kit" && touch "$KIT/kit/.unpacked"; } ||
+  rm -rf "$KIT/kit"
+  { mkdir -p "$KIT/kit" && cat "${parts[@]}" | tar -xzf - -C "$KIT/kit" && echo "$want" > "$KIT/kit/.unpacked"; } ||
     { echo "the kit did not unpack: build it again here (scripts/device_kit.sh) and carry every part" | tee "$OUT/status.txt"; exit 2; }
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$KIT"/kit/wheels/*.whl || exit 1
 mkdir -p "$RUN"
-export PYTHONPATH=$SITE:$PWD/$KIT/kit PYTHONUNBUFFERED=1 SCICOT_CACHE_DIR=$PWD/runs/cache
-python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "peft", peft.__version__)' | tee -a "$RUN/run.log"
+# The repository too: distill_run.sh runs benchmarks/*.py, which import scicot_core from it.
+export PYTHONPATH=$SITE:$PWD:$PWD/$KIT/kit PYTHONUNBUFFERED=1 SCICOT_CACHE_DIR=$PWD/runs/cache
+if ! python3 -c 'import torch, transformers, peft, scicot_core.train; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "peft", peft.__version__)' >> "$RUN/run.log" 2>&1; then
+  { echo "the packages do not import here (the end of run.log says why): add what is missing to scripts/device_wheels.py, build the kit again"; tail -n 5 "$RUN/run.log"; } | tee "$OUT/status.txt"
+  cp "$RUN/run.log" "$OUT/run.log"
+  exit 2
+fi
+tail -n 1 "$RUN/run.log"
+
+# Packs what the run has made into $OUT, each archive written aside and then moved in whole: every
+# PACK_EVERY seconds (60) while the run goes on, and at the end. So a call stopped from outside
+# (the device tool's own limit, if met before DEADLINE, kills the command) still brings back what
+# was done.
+pack() {
+  # One archive per stage (an adapter of rank 16 on every linear layer is 9.4 MB) and one for the
+  # rest; checkpoints stay here (a warm machine resumes from them), whole models stay too (too big).
+  for stage in "$RUN"/adapters/*/; do
+    stage=$(basename "$stage")
+    [ -f "$RUN/adapters/$stage/adapter_config.json" ] || continue
+    tar -czf "$OUT/.stage-$stage.tgz" -C "$RUN/adapters" --exclude=checkpoints "$stage" && mv "$OUT/.stage-$stage.tgz" "$OUT/stage-$stage.tgz"
+  done
+  # The rest: reports, own samples, logs and the adapters folder's own files (prior.json); not the
+  # cross-fitting folds' stage 1s, which only wrote own samples.
+  tar -czf "$OUT/.reports.tgz" -C "$RUN" --exclude='./adapters/*/*' --exclude=./folds --exclude=generated.partial.jsonl . &&
+    mv "$OUT/.reports.tgz" "$OUT/reports.tgz"
+  cp "$RUN/run.log" "$OUT/run.log"
+}
 
 start=$(date +%s)
+echo "distill_run.sh: stopped from outside before its deadline of $DEADLINE s (what it had made by then is here)" > "$OUT/status.txt"
+(while :; do
+  for _ in $(seq "$PACK_EVERY"); do sleep 1; [ -f "$OUT/.done" ] && exit 0; done
+  pack 2> /dev/null
+done) &
+packer=$!
 timeout --signal=INT --kill-after=20 "$DEADLINE" env PY=python3 DATA="$KIT/kit/data" RUN="$RUN" bash scripts/distill_run.sh >> "$RUN/run.log" 2>&1
 rc=$?
+touch "$OUT/.done" && wait "$packer" && rm -f "$OUT/.done"
 echo "distill_run.sh: exit $rc after $(($(date +%s) - start)) s$([ $rc = 124 ] && echo ' (deadline: run the same command again to go on)')" | tee -a "$RUN/run.log" > "$OUT/status.txt"
-
-# One archive per stage (an adapter of rank 16 on every linear layer is 9.4 MB) and one for the
-# rest; checkpoints stay here (a warm machine resumes from them), whole models stay too (too big).
-for stage in "$RUN"/adapters/*/; do
-  stage=$(basename "$stage")
-  [ -f "$RUN/adapters/$stage/adapter_config.json" ] || continue
-  tar -czf "$OUT/stage-$stage.tgz" -C "$RUN/adapters" --exclude=checkpoints "$stage"
-done
-# The rest: reports, own samples, logs and the adapters folder's own files (prior.json); not the
-# cross-fitting folds' stage 1s, which only wrote own samples.
-tar -czf "$OUT/reports.tgz" -C "$RUN" --exclude='./adapters/*/*' --exclude=./folds --exclude=generated.partial.jsonl .
-cp "$RUN/run.log" "$OUT/run.log"
+pack
+rm -f "$OUT"/.*.tgz
 ls -la "$OUT"
 exit $([ $rc = 0 ] || [ $rc = 124 ] && echo 0 || echo $rc)
