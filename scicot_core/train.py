@@ -314,7 +314,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         logging_first_step=True,
         save_steps=config.save_steps,
         save_total_limit=2,
-        train_sampling_strategy="random" if choices else "group_by_length",  # a choice row holds several sequences
+        train_sampling_strategy="group_by_length",  # a choice row's length: ChoiceTrainer measures it
         seed=config.seed,
         report_to="none",
         disable_tqdm=not progress,
@@ -324,7 +324,7 @@ def main(config: TrainConfig, cache_dir: Path, offline: bool = True, progress: b
         remove_unused_columns=False,
     )
     collator = (
-        ChoiceCollator(tokenizer.pad_token_id)
+        ChoiceCollator(tokenizer.pad_token_id, lm.is_seq2seq)
         if choices
         else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
     )

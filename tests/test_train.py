@@ -86,15 +86,16 @@ def test_the_choice_score_trained_is_the_score_inference_answers_by(tiny_causal)
     import torch
 
     from scicot_core import formats
-    from scicot_core.choice_loss import ChoiceCollator, choice_examples, choice_scores, tokenize_groups
+    from scicot_core.choice_loss import ChoiceCollator, choice_examples, choice_forward, tokenize_groups
 
     questions = [q for q, _ in sample_items()[:3]]
     groups = choice_examples([(q, formats.cloze_input(q)) for q in questions])
     rows = tokenize_groups(groups, lambda flat: tokenize(flat, tiny_causal.tokenizer, 256, False, eos=False))
     batch = ChoiceCollator(tiny_causal.tokenizer.pad_token_id)(rows)
     with torch.no_grad():
-        logits = tiny_causal.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    trained = choice_scores(logits, batch["labels"], seq2seq=False).tolist()
+        trained = choice_forward(tiny_causal.model, batch, seq2seq=False).tolist()
+    # Each prompt runs once, however many choices continue it.
+    assert batch["input_ids"].shape[0] == len(questions) and batch["choice_ids"].shape[0] == sum(len(q.choices) for q in questions)
     prompts = [p for p, completions, _ in groups for _ in completions]
     scored = tiny_causal.score(prompts, [c for _, completions, _ in groups for c in completions])
     assert trained == pytest.approx([s / n for s, n in scored], abs=1e-4)
