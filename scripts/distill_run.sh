@@ -19,7 +19,10 @@
 # OBJECTIVE=choices (stage 2 and answer-only alike learn the gold choice among all of a
 # question's, not only the gold text: see scicot_core/choice_loss.py), and FOLDS=N (N >= 2:
 # stage 2's own rationales cross-fitted, each fold's written by a stage 1 trained without it;
-# N more stage-1 trainings, the same sampling). Each decision needs its own RUN.
+# N more stage-1 trainings, the same sampling). Each decision needs its own RUN. SEED=<folder>
+# starts a new RUN from the stage adapters in that folder (e.g. a candidate ship_adapters.py
+# wrote into the tree, which every device call carries, and any dev/ or test/ reports beside
+# them): those stages, and the own samples of a seeded stage 2, are not made again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -28,11 +31,20 @@ RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
 BS=${BS:-8}; GEN_BS=${GEN_BS:-$("$PY" -c 'import torch; print(512 if torch.cuda.is_available() else 32)')}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
 EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}; FOLDS=${FOLDS:-0}
 case $FOLDS in 0 | [2-9] | [1-9][0-9]) ;; *) echo "FOLDS=$FOLDS: give 0 (no cross-fitting) or a number of folds of 2 or more" >&2; exit 2 ;; esac
+[ -z "${SEED:-}" ] || [ -d "$SEED" ] || { echo "SEED=$SEED is not a folder of stage adapters" >&2; exit 2; }
 LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
 mkdir -p "$A" "$RUN/dev" "$RUN/test" "$RUN/own"
 scicot() { "$PY" -m demo.cli "$@"; }
 log() { echo "== $* $(date -u +%FT%TZ)"; }
+trained() { [ -f "$1/adapter_config.json" ] || [ -f "$1/model.safetensors" ]; }
+if [ -n "${SEED:-}" ]; then
+  for dir in "$SEED"/*/; do
+    stage=$(basename "$dir")
+    case $stage in dev | test) [ -e "$RUN/$stage" ] && [ -n "$(ls -A "$RUN/$stage")" ] || cp -r "$dir/." "$RUN/$stage/"; continue ;; esac
+    trained "$dir" && ! trained "$A/$stage" && { cp -r "$dir" "$A/$stage"; log "seeded $A/$stage from $SEED"; }
+  done
+fi
 
 SOURCES=(--source 'gpt4o-level[1-3]' --source 'gemini15flash-level[1-4]' --source entailmentbank --source flan_t5)
 STAGE1=()
@@ -58,7 +70,7 @@ train() {  # train STAGE ARGS...: skipped once its adapter exists
 
 train_into() {  # train_into DIR STAGE ARGS...
   local out=$1 stage=$2; shift 2
-  [ -f "$out/adapter_config.json" ] || [ -f "$out/model.safetensors" ] && { log "$out already trained"; return; }
+  trained "$out" && { log "$out already trained"; return; }
   log "train $stage -> $out"
   scicot train --stage "$stage" --data-dir "$DATA" --out "$out" "${TRAIN_SET[@]}" "${WEIGHTS[@]}" "$@"
 }
@@ -86,7 +98,9 @@ sample_own() {  # sample_own DATASET NAME ADAPTERS ARGS...: own/NAME.jsonl, once
 train rationale "${STAGE1[@]}" --correct-only
 train answer-only "${SOURCES[@]}" "${QUESTIONS[@]}" --set epochs="$AO_EPOCHS" "${SCORING[@]}"
 OWN=()
-if [ "$FOLDS" -ge 2 ]; then  # cross-fitted: each fold's own rationales by a stage 1 that never saw it
+if trained "$A/answer"; then  # stage 2 there already (trained, or seeded): its own samples are not needed
+  :
+elif [ "$FOLDS" -ge 2 ]; then  # cross-fitted: each fold's own rationales by a stage 1 that never saw it
   for k in $(seq 0 $((FOLDS - 1))); do
     # Named by N as well as k: a RUN rerun with other FOLDS must not reuse another split's folds.
     train_into "$RUN/folds/$k-of-$FOLDS/rationale" rationale "${STAGE1[@]}" --correct-only --set hold_out="$k/$FOLDS"

@@ -17,3 +17,10 @@ def test_a_number_of_folds_that_is_no_split_is_refused(tmp_path, folds):
     assert done.returncode == 2
     assert done.stderr == f"FOLDS={folds}: give 0 (no cross-fitting) or a number of folds of 2 or more\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_a_seed_that_is_no_folder_is_refused(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "GEN_BS": "1", "RUN": str(tmp_path / "run"), "SEED": str(tmp_path / "none")}
+    done = subprocess.run(["bash", "scripts/distill_run.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr == f"SEED={tmp_path / 'none'} is not a folder of stage adapters\n"
+    assert not (tmp_path / "run").exists()
