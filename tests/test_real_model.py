@@ -99,7 +99,8 @@ def test_http_teacher_against_a_real_openai_compatible_server(served_model, samp
     # timeout leaves room for the retry with twice the tokens on a CPU.
     done = [r for r in out if not isinstance(r, TeacherError)]
     assert done and all(len(r.text.split()) >= 5 and r.model_id == model for r in done)
-    assert all("cut its reply off twice" in str(e) for e in out if isinstance(e, TeacherError))
+    errors = [str(e) for e in out if isinstance(e, TeacherError)]
+    assert all("cut its reply off twice" in e for e in errors), errors  # on a machine busy elsewhere, a timeout
 
 
 def test_a_non_editable_install_under_a_path_with_a_dot_and_a_space_serves_the_default_student(tmp_path, cache_dir):
