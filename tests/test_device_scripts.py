@@ -34,9 +34,13 @@ def _tgz(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _device_run(repo: Path, out: Path, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess:
+def _env(repo: Path, out: Path, path: str, **settings: str) -> dict:
     out.mkdir(exist_ok=True)
-    env = {"PATH": path, "NAME": "r1", "OUT": str(out), "SITE": str(repo / "site")}
+    return {"PATH": path, "NAME": "r1", "OUT": str(out), "SITE": str(repo / "site"), **settings}
+
+
+def _device_run(repo: Path, out: Path, path: str = "/usr/bin:/bin", **settings: str) -> subprocess.CompletedProcess:
+    env = _env(repo, out, path, **settings)
     return subprocess.run(["bash", "scripts/device_run.sh"], cwd=repo, env=env, capture_output=True, text=True)
 
 
@@ -176,10 +180,8 @@ def test_a_run_that_meets_its_deadline_brings_back_what_it_made(tmp_path):
     repo = _checkout(tmp_path)
     path = _ready_to_run(tmp_path, repo)
     out = tmp_path / "out"
-    out.mkdir()
-    env = {"PATH": path, "NAME": "r1", "OUT": str(out), "SITE": str(repo / "site"), "DEADLINE": "2"}
 
-    done = subprocess.run(["bash", "scripts/device_run.sh"], cwd=repo, env=env, capture_output=True, text=True)
+    done = _device_run(repo, out, path, DEADLINE="2")
 
     assert done.returncode == 0, done.stderr
     assert (out / "status.txt").read_text().startswith("distill_run.sh: exit 124 after ")
@@ -198,9 +200,7 @@ def test_a_call_killed_from_outside_still_leaves_whole_archives(tmp_path):
     repo = _checkout(tmp_path)
     path = _ready_to_run(tmp_path, repo)
     out = tmp_path / "out"
-    out.mkdir()
-    env = {"PATH": path, "NAME": "r1", "OUT": str(out), "SITE": str(repo / "site"), "PACK_EVERY": "1"}
-    call = subprocess.Popen(["bash", "scripts/device_run.sh"], cwd=repo, env=env, start_new_session=True)
+    call = subprocess.Popen(["bash", "scripts/device_run.sh"], cwd=repo, env=_env(repo, out, path, PACK_EVERY="1"), start_new_session=True)
     for _ in range(100):
         if (out / "reports.tgz").exists():
             break
