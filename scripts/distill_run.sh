@@ -16,8 +16,9 @@
 # (stage 1's rationale files, space-separated patterns: e.g. "gpt4o-level1 gemini15flash-level1
 # entailmentbank" for short rationales), AO_EPOCHS (answer-only's epochs, default EPOCHS),
 # FULL=1 (every stage fine-tuned whole instead of LoRA; LR then defaults to 2e-5), and
-# OBJECTIVE=choices (stage 2 and answer-only alike learn the gold choice among all of a
-# question's, not only the gold text: see scicot_core/choice_loss.py), and FOLDS=N (N >= 2:
+# OBJECTIVE (choices, the default: stage 2 and answer-only alike learn the gold choice among all
+# of a question's, see scicot_core/choice_loss.py; lm: the gold text's loss alone, which scored
+# 2.8 to 4.0 points lower on ARC-Easy dev, docs/benchmarks.md), and FOLDS=N (N >= 2:
 # stage 2's own rationales cross-fitted, each fold's written by a stage 1 trained without it;
 # N more stage-1 trainings, the same sampling). Each decision needs its own RUN. SEED=<folder>
 # starts a new RUN from the stage adapters in that folder (e.g. a candidate ship_adapters.py
@@ -31,6 +32,7 @@ RUN=${RUN:-${XDG_CACHE_HOME:-$HOME/.cache}/scicot/runs/distill}
 BS=${BS:-8}; GEN_BS=${GEN_BS:-$("$PY" -c 'import torch; print(512 if torch.cuda.is_available() else 32)')}; K=${K:-8}; KTRAIN=${KTRAIN:-2}; MAXTOK=${MAXTOK:-96}
 EPOCHS=${EPOCHS:-1}; RANK=${RANK:-16}; FOLDS=${FOLDS:-0}
 case $FOLDS in 0 | [2-9] | [1-9][0-9]) ;; *) echo "FOLDS=$FOLDS: give 0 (no cross-fitting) or a number of folds of 2 or more" >&2; exit 2 ;; esac
+case ${OBJECTIVE:-choices} in choices | lm) ;; *) echo "OBJECTIVE=$OBJECTIVE: give choices (the default) or lm" >&2; exit 2 ;; esac
 [ -z "${SEED:-}" ] || [ -d "$SEED" ] || { echo "SEED=$SEED is not a folder of stage adapters" >&2; exit 2; }
 LR=${LR:-$([ "${FULL:-0}" = 1 ] && echo 2e-5 || echo 2e-4)}  # a whole model takes a tenth of LoRA's rate
 A=$RUN/adapters
@@ -53,7 +55,7 @@ for pattern in "${patterns[@]}"; do STAGE1+=(--source "$pattern"); done
 [ ${#STAGE1[@]} -gt 0 ] || STAGE1=("${SOURCES[@]}")
 AO_EPOCHS=${AO_EPOCHS:-$EPOCHS}
 WEIGHTS=(); [ "${FULL:-0}" = 1 ] && WEIGHTS=(--full)
-SCORING=(--set objective="${OBJECTIVE:-lm}")  # for the stages that answer by scoring choices
+SCORING=(--set objective="${OBJECTIVE:-choices}")  # for the stages that answer by scoring choices
 QUESTIONS=(--questions arc_easy/train --questions arc_challenge/train --questions openbookqa/train)
 TRAIN_SET=(--set batch_size="$BS" --set learning_rate="$LR" --set epochs="$EPOCHS" --set max_length=320
   --set lora_r="$RANK" --set lora_alpha=$((2 * RANK)) --set save_steps=200 --set logging_steps=20
