@@ -53,6 +53,13 @@ class QueueItem:
     draft: dict | None
 
 
+_UPSERT_RATING = """insert into ratings (id, rationale_id, rater, scores_json, preference, comment, status, created_utc, updated_utc)
+   values (:id, :rationale_id, :rater, :scores_json, :preference, :comment, :status, :created_utc, :updated_utc)
+   on conflict(rationale_id, rater) do update set scores_json = excluded.scores_json,
+   preference = excluded.preference, comment = excluded.comment, status = excluded.status,
+   updated_utc = excluded.updated_utc"""
+
+
 class Store(IdentityVerbs, CurationVerbs):
     """Everything the app and the CLI write or read about human judgements goes through here."""
 
@@ -167,8 +174,17 @@ class Store(IdentityVerbs, CurationVerbs):
             db["rationales"].insert(row, ignore=True)
         return row["id"]
 
-    def _edit_row(self, original_id: str, text: str, author: str) -> dict:
-        author = self._known_rater(author)
+    def edit_exists(self, original_id: str, text: str) -> bool:
+        """Whether a human edit of `original_id` with this text is stored already (the same text
+        makes the same id, whoever wrote it)."""
+        try:
+            row = self._edit_row(original_id, text, None)
+        except DataError:
+            return False
+        return self._one("select id from rationales where id = ?", [row["id"]]) is not None
+
+    def _edit_row(self, original_id: str, text: str, author: str | None) -> dict:
+        author = self._known_rater(author) if author is not None else None
         original = self.rationale(original_id)
         edit = Rationale(original["question_id"], text, "human", f"human edit of {original['model_id']}")
         return self._rationale_row(edit, original_id, author)
@@ -288,11 +304,29 @@ class Store(IdentityVerbs, CurationVerbs):
         status: str = "submitted",
     ) -> str:
         """Rate a rationale; re-rating replaces the rater's earlier rating, never duplicates it."""
+        row = self._rating_row(rationale_id_, rater, scores, preference, comment, status)
+        with self._write() as db:
+            db.execute(_UPSERT_RATING, row)
+        return row["id"]
+
+    def rate_with_edit(
+        self, rationale_id_: str, rater: str, scores: dict, preference: str | None, comment: str, text: str
+    ) -> tuple[str, str]:
+        """A rating and a human edit of the same rationale, in one transaction: both or neither.
+        Returns (rating id, edit id)."""
+        rating = self._rating_row(rationale_id_, rater, scores, preference, comment, "submitted")
+        edit = self._edit_row(rationale_id_, text, rater)
+        with self._write() as db:
+            db.execute(_UPSERT_RATING, rating)
+            db["rationales"].insert(edit, ignore=True)
+        return rating["id"], edit["id"]
+
+    def _rating_row(self, rationale_id_: str, rater: str, scores: dict | None, preference: str | None, comment: str, status: str) -> dict:
         rater = self._known_rater(rater)
         self.rationale(rationale_id_)
         status = validate.choice(status, STATUSES, "status")
         clean = validate.scores(scores) if status == "submitted" else _partial_scores(scores)
-        row = {
+        return {
             "id": f"g-{hashlib.sha256(f'{rationale_id_}|{rater}'.encode()).hexdigest()[:20]}",
             "rationale_id": rationale_id_,
             "rater": rater,
@@ -303,16 +337,6 @@ class Store(IdentityVerbs, CurationVerbs):
             "created_utc": now_utc(),
             "updated_utc": now_utc(),
         }
-        with self._write() as db:
-            db.execute(
-                """insert into ratings (id, rationale_id, rater, scores_json, preference, comment, status, created_utc, updated_utc)
-                   values (:id, :rationale_id, :rater, :scores_json, :preference, :comment, :status, :created_utc, :updated_utc)
-                   on conflict(rationale_id, rater) do update set scores_json = excluded.scores_json,
-                   preference = excluded.preference, comment = excluded.comment, status = excluded.status,
-                   updated_utc = excluded.updated_utc""",
-                row,
-            )
-        return row["id"]
 
     def update_rating(self, rating_id: str, rater: str, **changes) -> str:
         """Change an existing rating; only its own rater may."""

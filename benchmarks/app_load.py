@@ -53,11 +53,12 @@ def rater(url: str, name: str, n: int, results, kind: str) -> None:
             call = lambda api, *a: client.predict(*a, api_name=api)  # noqa: E731
         else:
             call = RawClient(url).call
-        call("/sign_in", name, "")  # a fresh store each run: the name is new, claimed without a token
+        pin = call("/sign_in", name, "")[5]  # a fresh store each run: the name is new, claimed without a token
         began = time.time()
         for _ in range(n):
             start = time.perf_counter()
-            status = call("/submit_rating", 4, 3, 5, "tie", "load test")[0]
+            # A rating carries the item its form is for (the pin); its reply brings the next one.
+            status, *_, pin = call("/submit_rating", pin, "", "", 4, 3, 5, "tie", "load test")[:6]
             if not status.startswith("Saved"):  # a refusal comes back as the status line, not as an exception
                 raise RuntimeError(status)
             latencies.append(time.perf_counter() - start)

@@ -1,6 +1,6 @@
 """What the page gets besides its components: the Rate tab's keyboard shortcuts (JavaScript and
-their help line) and the style sheet (the highlighted criterion, the sticky rating bar, the
-question card and the phone layout)."""
+their help line), the forms' guard against late replies (`FORMS_JS`, `adopt_js`) and the style
+sheet (the highlighted criterion, the sticky rating bar, the question card and the phone layout)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,88 @@ def shortcuts_help() -> str:
 `Enter` submit · `k` skip · `n` next item"""
 
 
-def shortcuts_js() -> str:
-    """The Rate tab's keys; a digit picks that score of the highlighted criterion, if its scale has it."""
+def page_js() -> str:
+    """What runs when the page loads: the forms' guard, then the Rate tab's keys (a digit picks
+    that score of the highlighted criterion, if its scale has it)."""
     crits = [{"name": c.name, "values": list(c.values)} for c in criteria.CRITERIA]
-    return SHORTCUTS_JS.replace("CRITERIA", json.dumps(crits)).replace("PREFERENCES", json.dumps(list(PREFERENCES)))
+    keys = SHORTCUTS_JS.replace("CRITERIA", json.dumps(crits)).replace("PREFERENCES", json.dumps(list(PREFERENCES)))
+    return f"() => {{ ({FORMS_JS})(); ({keys})(); }}"
+
+
+# A form (the Rate tab's item, Curate's edit box) belongs to one item at a time, its pin. From
+# the click that asks for another item until that item is in place, the form is "loading": its
+# text boxes are read-only and its choices take no clicks, so nothing is typed into an item on
+# its way out. When the reply is in, `adopt` fills the edit box with the new item's text, unless
+# the box holds an unsaved edit of another item (a reply nobody waited for): then the edit stays,
+# pinned to its own item, and a note says that a new item is waiting. The form is marked "ready"
+# (`data-state`, `data-item-id` on the panel, `data-for` on the edit box) only once the page
+# shows the new values, so a test (or a rater) that waits for it never types into stale text.
+FORMS_JS = """
+() => {
+  const forms = {
+    rate: {panel: "rate-item", edit: "rate-edit", pin: "rate-pin", boxes: ["rate-edit", "rate-comment"],
+           clicks: ["#rate-submit", "#rate-skip", "#rate-next", "#rater-sign-in"], enters: ["#rater-name", "#rater-token"]},
+    curate: {panel: "curate-edited", edit: "curate-edited", pin: "curate-selected", boxes: ["curate-edited"],
+             clicks: ["#curate-table .body-cell"], enters: ["#curate-selected"]},
+  };
+  const state = {};
+  for (const name in forms) state[name] = {state: "ready", item: "", editFor: "", timer: null};
+  const field = (id) => document.querySelector(`#${id} textarea, #${id} input`);
+  const apply = (name) => {
+    const f = forms[name], s = state[name], panel = document.getElementById(f.panel), edit = document.getElementById(f.edit);
+    if (panel) { panel.dataset.state = s.state; panel.dataset.itemId = s.item; }
+    if (edit) edit.dataset.for = s.editFor;
+    for (const id of f.boxes) { const box = field(id); if (box) box.readOnly = s.state === "loading"; }
+  };
+  const lock = (name) => {
+    const s = state[name];
+    s.state = "loading"; apply(name);
+    clearTimeout(s.timer);  // a request that never answers must not keep the form locked
+    s.timer = setTimeout(() => { s.state = "ready"; apply(name); }, 30000);
+  };
+  const settle = (name, pin, text, editFor) => {
+    // Ready once the page shows the reply: the pin's box holds the pin, the edit box its text.
+    const s = state[name], f = forms[name], started = performance.now();
+    const check = () => {
+      const pinBox = field(f.pin), editBox = field(f.edit);
+      const shown = (!pinBox || pinBox.value === pin) && (!editBox || editBox.value === text);
+      if (!shown && performance.now() - started < 3000) { requestAnimationFrame(check); return; }
+      clearTimeout(s.timer);
+      Object.assign(s, {state: "ready", item: pin, editFor: editFor}); apply(name);
+    };
+    requestAnimationFrame(check);
+  };
+  window.scicotForms = {
+    state,
+    busy: (name) => state[name].state === "loading",
+    adopt(name, pin, next, current, editFor, base, note) {
+      pin = pin || ""; next = next || ""; current = current || ""; editFor = editFor || ""; base = base || "";
+      let out;
+      if (editFor === pin) out = [current, editFor, base, ""];  // the same item: the box stays as it is
+      else if (editFor && current !== base) out = [current, editFor, base, note.replace("{old}", editFor).replace("{new}", pin)];
+      else out = [next, pin, next, ""];
+      settle(name, pin, out[0], out[1]);
+      return out;
+    },
+  };
+  document.addEventListener("click", (e) => {
+    for (const name in forms) if (forms[name].clicks.some((sel) => e.target.closest?.(sel))) lock(name);
+  }, true);
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || e.shiftKey) return;
+    for (const name in forms) if (forms[name].enters.some((sel) => e.target.closest?.(sel))) lock(name);
+  }, true);
+  new MutationObserver(() => { for (const name in forms) apply(name); })  // boxes mount late (a closed accordion)
+    .observe(document.body, {childList: true, subtree: true});
+}
+"""
+
+
+def adopt_js(form: str, note: str) -> str:
+    """The `js` of the step after a reply that brings `form` a new item: inputs (pin, the new
+    item's text, the edit box, the item it is pinned to, the text it was given); outputs (the
+    edit box, its pin, its given text, the note). `note` may name {old} and {new}."""
+    return f"(pin, next, current, editFor, base) => window.scicotForms.adopt({json.dumps(form)}, pin, next, current, editFor, base, {json.dumps(note)})"
 
 
 # Choices are found by position (the order of the data in `criteria`), not by the inputs' value
@@ -46,6 +124,7 @@ SHORTCUTS_JS = """
     if (!panel || panel.offsetParent === null || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"))) return;
+    if (window.scicotForms?.busy("rate")) { e.preventDefault(); return; }  // no keys for an item on its way out
     const crit = crits[active];
     if (e.key >= "0" && e.key <= "9") {
       if (pick("crit-" + crit.name, crit.values.indexOf(Number(e.key)))) { active = (active + 1) % crits.length; mark(); }
@@ -80,6 +159,8 @@ CSS = """
 .score-row .wrap { flex-wrap: nowrap !important; }
 .clickable-rows tbody tr { cursor: pointer; }
 .clickable-rows tbody tr:hover td { background: var(--background-fill-secondary) !important; }
+#rate-item[data-state="loading"] .score-row, #rate-item[data-state="loading"] #pref,
+#rate-item[data-state="loading"] #rate-actions button { pointer-events: none; opacity: 0.6; }
 .hint { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .score-row label { min-width: 0; }
 @media (max-width: 640px) {

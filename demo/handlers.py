@@ -16,7 +16,7 @@ from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import Question, Rationale, typed_question
 
 from .deps import MAX_LISTED, Deps
-from .render import plain_model, probabilities_label, question_md, rationale_md, safe, seconds
+from .render import named, plain_model, probabilities_label, question_md, rationale_md, safe, seconds
 
 
 # -- Ask ---------------------------------------------------------------------------------------
@@ -219,32 +219,70 @@ def progress_html(progress: dict) -> str:
     )
 
 
-def submit_rating(deps: Deps, rater: str, rationale_id: str, *values) -> str:
-    """values: one score per criterion of `criteria.CRITERIA`, in its order, then preference, then comment."""
-    *scores, preference, comment = values
-    _signed_in(rater)
+def _on_current(rationale_id: str, form_id, what: str) -> str:
+    """The rater's current item (server-side state), if `form_id`, the item the form in the page
+    belongs to, is that item; a form for another one (a late reply, an old tab) is refused."""
     if not rationale_id:
         raise DataError("load a rationale first.")
+    if form_id != rationale_id:
+        raise DataError(
+            f"this {what} is for {named(form_id, 'no item')}, but your current item is {safe(rationale_id)}; "
+            "nothing was saved. Check the item shown, then try again."
+        )
+    return rationale_id
+
+
+def _unsaved_edit(deps: Deps, rationale_id: str, edit_id, text) -> str | None:
+    """The edit box's text if it holds a changed, unsaved edit of the current item, else None."""
+    if edit_id != rationale_id or not isinstance(text, str) or not text.strip():
+        return None
+    if formats.clean_rationale(text) == formats.clean_rationale(deps.store.rationale(rationale_id)["text"]):
+        return None
+    if deps.store.edit_exists(rationale_id, text):
+        return None  # saved already
+    if len(text) > MAX_RATIONALE_CHARS:
+        raise DataError(f"the edit is {len(text):,} characters; keep it under {MAX_RATIONALE_CHARS:,}.")
+    return text
+
+
+def check_no_unsaved_edit(deps: Deps, rater: str, rationale_id: str, edit_id, text) -> None:
+    """Moving on (Next, Skip) past an unsaved edit of the current item is refused: it would be lost."""
+    _signed_in(rater)
+    if rationale_id and _unsaved_edit(deps, rationale_id, edit_id, text) is not None:
+        raise DataError("you have an unsaved edit of this rationale: save it (Save edit) or press Discard edit, then move on.")
+
+
+def submit_rating(deps: Deps, rater: str, rationale_id: str, form_id, edit_id, edit_text, *values) -> tuple[str, str | None]:
+    """values: one score per criterion of `criteria.CRITERIA`, in its order, then preference, then
+    comment. The form must be pinned to the rater's current item; an unsaved edit of it in the
+    edit box is saved with the rating. Returns (the line to show, the saved edit's id or None)."""
+    *scores, preference, comment = values
+    _signed_in(rater)
+    _on_current(rationale_id, form_id, "rating")
     missing = [c.label for c, v in zip(criteria.CRITERIA, scores) if v in (None, "")]
     if missing:
         raise DataError(f"score every criterion before submitting (missing: {', '.join(missing)}).")
-    deps.store.upsert_rating(rationale_id, rater, {c.name: v for c, v in zip(criteria.CRITERIA, scores)}, preference or None, comment or "")
-    return f"Saved your rating of {safe(rationale_id)}."
+    edit = _unsaved_edit(deps, rationale_id, edit_id, edit_text)
+    rated = ({c.name: v for c, v in zip(criteria.CRITERIA, scores)}, preference or None, comment or "")
+    if edit is None:
+        deps.store.upsert_rating(rationale_id, rater, *rated)
+        return f"Saved your rating of {safe(rationale_id)}.", None
+    _, new_id = deps.store.rate_with_edit(rationale_id, rater, *rated, edit)
+    return f"Saved your rating of {safe(rationale_id)} and your edit as {new_id}.", new_id
 
 
-def skip_item(deps: Deps, rater: str, rationale_id: str) -> str:
-    _signed_in(rater)
-    if not rationale_id:
-        raise DataError("load a rationale first.")
+def skip_item(deps: Deps, rater: str, rationale_id: str, form_id, edit_id, edit_text) -> str:
+    check_no_unsaved_edit(deps, rater, rationale_id, edit_id, edit_text)
+    _on_current(rationale_id, form_id, "skip")
     deps.store.skip(rationale_id, rater)
-    return f"Skipped {rationale_id}."
+    return f"Skipped {safe(rationale_id)}."
 
 
-def save_edit(deps: Deps, rater: str, rationale_id: str, text: str) -> str:
-    """Save an edited rationale as a human edit linked to its source (it joins the queue)."""
+def save_edit(deps: Deps, rater: str, rationale_id: str, edit_id, text: str) -> str:
+    """Save an edited rationale as a human edit linked to its source (it joins the queue); the
+    edit box must be pinned to the rater's current item."""
     _signed_in(rater)
-    if not rationale_id:
-        raise DataError("load a rationale first.")
+    _on_current(rationale_id, edit_id, "edit")
     if text and len(text) > MAX_RATIONALE_CHARS:
         raise DataError(f"the edit is {len(text):,} characters; keep it under {MAX_RATIONALE_CHARS:,}.")
     if formats.clean_rationale(text or "") == formats.clean_rationale(deps.store.rationale(rationale_id)["text"]):

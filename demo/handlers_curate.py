@@ -17,7 +17,7 @@ from scicot_core.settings import Settings
 
 from . import retrain
 from .deps import Deps
-from .render import plain_model, safe
+from .render import named, plain_model, safe
 
 EXPORT_KEEP_S = 86_400
 CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "mean", "spread", "decision"]
@@ -83,11 +83,19 @@ def show_candidate(deps: Deps, rationale_id: str) -> tuple[str, str]:
     return f"**{safe(q.stem)}** (key: {key})\n\n{safe(r['text'])}", r["text"]
 
 
-def decide(deps: Deps, reviewer: str, rationale_id: str, decision: str, reason: str, edited_text: str, answer_key: str = "") -> str:
-    """Record a decision; `answer_key` gives a question without one its key (accepting needs it)."""
+def decide(
+    deps: Deps, reviewer: str, rationale_id: str, decision: str, reason: str, edited_for: str, edited_text: str, answer_key: str = ""
+) -> str:
+    """Record a decision; `answer_key` gives a question without one its key (accepting needs it).
+    An edit must come from the edit box of the selected rationale (`edited_for`, its pin)."""
     _reviewer(deps, reviewer)
     if not rationale_id:
         raise DataError("select a rationale in the table first.")
+    if decision == "edit" and edited_for != rationale_id:
+        raise DataError(
+            f"the edited text is of {named(edited_for, 'no rationale')}, not of the selected {safe(rationale_id)}; "
+            "nothing was recorded. Select the rationale you edited, or edit the one selected."
+        )
     deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
     return f"{decision} recorded for {rationale_id}."
 

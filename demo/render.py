@@ -53,3 +53,8 @@ def rationale_md(text: str, source: str, note: str = "", ms: int | None = None) 
 def probabilities_label(probabilities: dict[str, float], question: Question) -> dict[str, float]:
     """Every choice's probability, keyed by its label and text, for a `gr.Label` chart."""
     return {f"({label}) {question.choice(label).text}": round(p, 4) for label, p in probabilities.items()}
+
+
+def named(item_id, missing: str) -> str:
+    """An item id as it came from a form, for a message: escaped, or `missing` when it is no id at all."""
+    return safe(item_id) if isinstance(item_id, str) and item_id else missing

@@ -20,7 +20,7 @@ from scicot_core.settings import Settings
 from . import handlers as h
 from . import handlers_curate as hr
 from . import plots
-from .assets import CSS, RELEASE_FOCUS_JS, shortcuts_help, shortcuts_js
+from .assets import CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help
 from .deps import Deps
 from .render import LATEX
 from .reporting import friendly, reported, reported_stream
@@ -193,51 +193,100 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
                 status = gr.Markdown(elem_id="rate-status")
             with gr.Accordion("Edit this rationale", open=False):
                 edit = gr.Textbox(label="Edited rationale (saved as a human edit linked to the original)", lines=4, elem_id="rate-edit")
-                save = gr.Button("Save edit", elem_id="rate-save-edit")
+                edit_note = gr.Markdown(elem_id="rate-edit-note")
+                with gr.Row():
+                    save = gr.Button("Save edit", elem_id="rate-save-edit")
+                    discard = gr.Button("Discard edit", elem_id="rate-discard-edit")
             gr.Markdown(shortcuts_help(), elem_id="shortcuts-help")
+            # The form's pins, in the page but not shown: the item the form belongs to, the text
+            # its edit box should get, the item the edit box holds and the text it was given.
+            pin, edit_next, edit_for, edit_base = (
+                gr.Textbox(visible="hidden", elem_id=f"rate-{n}") for n in ("pin", "edit-next", "edit-for", "edit-base")
+            )
 
-    item_outputs = [item_box, question, rationale, other, progress, rationale_id, *scores, preference, comment, edit]
+    item_outputs = [item_box, question, rationale, other, progress, rationale_id, pin, *scores, preference, comment, edit_next]
     n_item = len(item_outputs)
+    waiting = "A new item is waiting ({new}). This box keeps your unsaved edit of {old}: copy it if you need it, then press Discard edit."
+
+    def adopted(event):
+        """After a reply with an item: the edit box gets its text, unless it holds an unsaved edit of another item."""
+        return event.then(
+            None, [pin, edit_next, edit, edit_for, edit_base], [edit, edit_for, edit_base, edit_note], js=adopt_js("rate", waiting)
+        )
 
     def shown(item: tuple) -> tuple:
-        return (gr.Column(visible=bool(item[4])), *item)
+        return (gr.Column(visible=bool(item[4])), *item[:5], item[4], *item[5:])
 
     def sign_in(typed_name, typed_token, profile: gr.OAuthProfile | None = None):
         who, message = h.sign_in(deps, profile, typed_name, typed_token)
         return (who, message, *shown(h.next_item(deps, who)))
 
     for trigger in (sign.click, name.submit, token.submit):
-        trigger(
-            reported(sign_in, n_item + 2, 1),
-            [name, token],
-            [rater, signed, *item_outputs],
-            api_name="sign_in" if trigger == sign.click else False,
-            concurrency_limit=None,
+        adopted(
+            trigger(
+                reported(sign_in, n_item + 2, 1),
+                [name, token],
+                [rater, signed, *item_outputs],
+                api_name="sign_in" if trigger == sign.click else False,
+                concurrency_limit=None,
+            )
         ).then(None, js=RELEASE_FOCUS_JS)
-    nxt.click(
-        reported(lambda who: shown(h.next_item(deps, who)), n_item, 1), rater, item_outputs, api_name="next_item", concurrency_limit=None
+
+    def moved_on(who, rid, edit_id, text):
+        h.check_no_unsaved_edit(deps, who, rid, edit_id, text)
+        return ("", *shown(h.next_item(deps, who)))
+
+    # Every item-changing event carries what the form holds: the server refuses a form pinned to
+    # another item, and moving on past an unsaved edit (a Submit saves it with the rating).
+    adopted(
+        nxt.click(
+            reported(moved_on, n_item + 1),
+            [rater, rationale_id, edit_for, edit],
+            [status, *item_outputs],
+            api_name="next_item",
+            concurrency_limit=None,
+        )
     )
 
-    def submit_then_next(who, rid, *values):
-        message = h.submit_rating(deps, who, rid, *values)
+    def submit_then_next(who, rid, form_id, edit_id, text, *values):
+        message, saved = h.submit_rating(deps, who, rid, form_id, edit_id, text, *values)
+        # A saved edit is the box's given text now: the next item's text may replace it.
+        return (message, *shown(h.next_item(deps, who)), text if saved else gr.skip())
+
+    adopted(
+        submit.click(
+            reported(submit_then_next, n_item + 2),
+            [rater, rationale_id, pin, edit_for, edit, *scores, preference, comment],
+            [status, *item_outputs, edit_base],
+            api_name="submit_rating",
+            concurrency_limit=None,
+        )
+    )
+
+    def skip_then_next(who, rid, form_id, edit_id, text):
+        message = h.skip_item(deps, who, rid, form_id, edit_id, text)
         return (message, *shown(h.next_item(deps, who)))
 
-    submit.click(
-        reported(submit_then_next, n_item + 1),
-        [rater, rationale_id, *scores, preference, comment],
-        [status, *item_outputs],
-        api_name="submit_rating",
-        concurrency_limit=None,
+    adopted(
+        skip.click(
+            reported(skip_then_next, n_item + 1),
+            [rater, rationale_id, pin, edit_for, edit],
+            [status, *item_outputs],
+            api_name="skip",
+            concurrency_limit=None,
+        )
     )
 
-    def skip_then_next(who, rid):
-        return (h.skip_item(deps, who, rid), *shown(h.next_item(deps, who)))
+    def saved(who, rid, edit_id, text):
+        return h.save_edit(deps, who, rid, edit_id, text), text  # the saved text is the box's new given text
 
-    skip.click(
-        reported(skip_then_next, n_item + 1), [rater, rationale_id], [status, *item_outputs], api_name="skip", concurrency_limit=None
-    )
-    save.click(
-        reported(functools.partial(h.save_edit, deps), 1), [rater, rationale_id, edit], status, api_name="save_edit", concurrency_limit=None
+    save.click(reported(saved, 2), [rater, rationale_id, edit_for, edit], [status, edit_base], api_name="save_edit", concurrency_limit=None)
+    discard.click(
+        None,
+        [pin, edit_next],
+        [edit, edit_for, edit_base, edit_note],
+        js='(pin, next) => window.scicotForms.adopt("rate", pin, next, "", "", "", "")',
+        api_name=False,
     )
 
 
@@ -271,6 +320,11 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         reason = gr.Textbox(label="Reason", max_lines=1, elem_id="curate-reason")
         answer_key = gr.Textbox(label="Answer key, if the question has none (e.g. B)", max_lines=1, elem_id="curate-key")
     edited = gr.Textbox(label="Edited text (for 'edit')", lines=3, elem_id="curate-edited")
+    edited_note = gr.Markdown(elem_id="curate-edited-note")
+    # As in the Rate tab: the text the edit box should get, the rationale it holds, its given text.
+    edited_next, edited_for, edited_base = (
+        gr.Textbox(visible="hidden", elem_id=f"curate-{n}") for n in ("edited-next", "edited-for", "edited-base")
+    )
     apply = gr.Button("Record decision", variant="primary", elem_id="curate-apply")
     done = gr.Markdown(elem_id="curate-done")
     with gr.Row():
@@ -303,24 +357,36 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         rid = rows.iloc[evt.index[0], 0] if hasattr(rows, "iloc") else rows[evt.index[0]][0]
         return (rid, *hr.show_candidate(deps, rid))
 
-    table.select(reported(on_select, 3, 1), table, [selected, preview, edited], api_name=False)
-    selected.submit(
-        reported(lambda rid: (rid, *hr.show_candidate(deps, rid)), 3, 1),
-        selected,
-        [selected, preview, edited],
-        api_name="show_candidate",
-        concurrency_limit=None,
+    waiting = "Now showing {new}. This box keeps your unsaved edit of {old}: copy it if you need it, then select {old} again to record it."
+
+    def adopted(event):
+        return event.then(
+            None,
+            [selected, edited_next, edited, edited_for, edited_base],
+            [edited, edited_for, edited_base, edited_note],
+            js=adopt_js("curate", waiting),
+        )
+
+    adopted(table.select(reported(on_select, 3, 1), table, [selected, preview, edited_next], api_name=False))
+    adopted(
+        selected.submit(
+            reported(lambda rid: (rid, *hr.show_candidate(deps, rid)), 3, 1),
+            selected,
+            [selected, preview, edited_next],
+            api_name="show_candidate",
+            concurrency_limit=None,
+        )
     )
 
-    def decided(who_, rid, *rest):
-        message = hr.decide(deps, who_, rid, *rest[:4])
+    def decided(who_, rid, choice, *rest):
+        message = hr.decide(deps, who_, rid, choice, *rest[:4])
         rows = hr.candidates(deps, who_, *rest[4:])  # the decision shows in the table at once
-        return message, rows
+        return message, rows, rest[2] if choice == "edit" else gr.skip()  # a recorded edit is the box's given text
 
     apply.click(
-        reported(decided, 2, 0),
-        [reviewer, selected, decision, reason, edited, answer_key, min_mean, min_raters, max_spread],
-        [done, table],
+        reported(decided, 3, 0),
+        [reviewer, selected, decision, reason, edited_for, edited, answer_key, min_mean, min_raters, max_spread],
+        [done, table, edited_base],
         api_name="decide",
         concurrency_limit=None,
     )
@@ -369,7 +435,7 @@ def stats_tab(deps: Deps, page: gr.Tab) -> gr.Dropdown:
 def launch_options(settings: Settings | None = None) -> dict:
     """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
     settings, also the exports folder, the one place outside its own that Gradio may serve from."""
-    options = {"js": shortcuts_js(), "css": CSS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    options = {"js": page_js(), "css": CSS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
     if settings is not None:
         options["allowed_paths"] = [str(hr.export_dir(settings))]
     return options

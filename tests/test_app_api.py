@@ -44,7 +44,8 @@ def test_ask_send_sign_in_rate_over_the_api(client, app_server):
     assert client.predict(api_name="/send_to_queue").startswith("Queued 2")
     item = client.predict("bob", "", api_name="/sign_in")
     assert item[0].startswith("Rating as **bob**, a name new here. Your token: `") and "to go" in item[4]
-    status, *_ = client.predict(4, 4, 3, "student", "fine", api_name="/submit_rating")
+    pin = item[5]  # the item this form is for: a rating carries it
+    status, *_ = client.predict(pin, "", "", 4, 4, 3, "student", "fine", api_name="/submit_rating")
     assert status.startswith("Saved your rating")
     [rating] = deps.store.ratings()
     assert (rating["rater"], rating["scores"], rating["preference"], rating["comment"]) == (
@@ -64,11 +65,11 @@ def test_errors_come_back_as_messages_and_store_nothing(client, app_server, capf
     q = sample_items()[0][0]
     deps.store.add_questions([q])
     deps.store.add_rationale(Rationale(q.id, "Some text.", "teacher", "m"))
-    client.predict("ann", "", api_name="/sign_in")
+    pin = client.predict("ann", "", api_name="/sign_in")[5]
     before = deps.store.counts()
-    status, *rest = client.predict(5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")
+    status, *rest = client.predict(pin, "", "", 5, 5, 5, "tie", "<script>alert(1)</script>", api_name="/submit_rating")
     assert "HTML" in status and all(r["__type__"] == "update" for r in rest)  # the scores chosen stay
-    status, *rest = client.predict(5, None, 5, "tie", "", api_name="/submit_rating")
+    status, *rest = client.predict(pin, "", "", 5, None, 5, "tie", "", api_name="/submit_rating")
     assert status == "⚠️ Score every criterion before submitting (missing: Clarity)."
     download, status = client.predict("jsonl", True, 0, 0, api_name="/export")
     assert download == {"__type__": "update"} and status.startswith("⚠️ Sign in as a reviewer")  # no badge over the form

@@ -52,6 +52,32 @@ def tab(page, name):
     page.get_by_role("tab", name=name, exact=True).click()
 
 
+PANELS = {"rate": "#rate-item", "curate": "#curate-edited"}
+
+
+def ready(page, form: str = "rate", other_than: str = "", timeout: float = 30_000) -> str:
+    """Wait until `form` shows an item other than `other_than` and the page holds its values: the
+    app marks the form's panel `data-state="ready"` with the item's id only then. Returns the id."""
+    page.wait_for_function(
+        """([panel, other]) => { const p = document.querySelector(panel);
+             return !!p && p.dataset.state === "ready" && !!p.dataset.itemId && p.dataset.itemId !== other; }""",
+        arg=[PANELS[form], other_than],
+        timeout=timeout,
+    )
+    return page.get_attribute(PANELS[form], "data-item-id")
+
+
+def status_of(page, selector: str, part: str, timeout: float = 30_000) -> None:
+    """Wait until the status line at `selector` says `part` (each status line is set by the reply it reports)."""
+    from playwright.sync_api import TimeoutError
+
+    try:
+        page.wait_for_function("([s, t]) => document.querySelector(s)?.innerText.includes(t)", arg=[selector, part], timeout=timeout)
+    except TimeoutError:
+        shown = page.inner_text(selector) if page.locator(selector).count() else "(not in the page)"
+        raise AssertionError(f"{selector} never said {part!r}; it says {shown!r}") from None
+
+
 def test_the_whole_flow(page, app_server):
     deps = app_server[1]
     page.click("#ask-go")
@@ -66,12 +92,12 @@ def test_the_whole_flow(page, app_server):
     tab(page, "Rate")
     page.fill("#rater-name textarea, #rater-name input", "ann")
     page.click("#rater-sign-in")
-    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('to go')")
+    first = ready(page)
     page.click("#shortcuts-help")  # focus off the text box, as a rater would
     for key in ("5", "4", "5", "t", "Enter"):
         page.keyboard.press(key)
-        page.wait_for_timeout(250)
-    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your rating')", timeout=30_000)
+    second = ready(page, other_than=first)
+    status_of(page, "#rate-status", "Saved your rating")
     [rating] = deps.store.ratings()
     assert (rating["scores"], rating["preference"], rating["rater"]) == (
         {"correctness": 5, "clarity": 4, "supports_answer": 5},
@@ -80,13 +106,15 @@ def test_the_whole_flow(page, app_server):
     )
     shot(page, "2-rate")
 
-    # the next item (and its text for the edit box) arrives after the status line: edit that one
-    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('1 done')", timeout=30_000)
+    # edit the item now shown: the edit box is pinned to it
+    assert "1</b> done" in page.inner_html("#rate-progress")
     page.get_by_text("Edit this rationale").click()
-    page.wait_for_function("(document.querySelector('#rate-edit textarea') || {value: ''}).value.length > 0", timeout=30_000)
+    assert page.get_attribute("#rate-edit", "data-for") == second
+    assert page.input_value("#rate-edit textarea") == deps.store.rationale(second)["text"]
     page.fill("#rate-edit textarea", "Friction balances the push at constant speed. Thus, the answer is (C).")
     page.click("#rate-save-edit")
-    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your edit')")
+    status_of(page, "#rate-status", "Saved your edit")
+    assert [e["edits_id"] for e in deps.store.db.query("select edits_id from rationales where source = 'human'")] == [second]
 
     tab(page, "Curate & export")
     page.fill("#reviewer-name input, #reviewer-name textarea", "rev")
@@ -97,9 +125,9 @@ def test_the_whole_flow(page, app_server):
     page.wait_for_function("document.querySelector('#curate-table').innerText.includes('human')", timeout=30_000)
     page.fill("#curate-selected input, #curate-selected textarea", rating["rationale_id"])
     page.press("#curate-selected input, #curate-selected textarea", "Enter")
-    page.wait_for_function("document.querySelector('#curate-preview').innerText.length > 20")
+    assert ready(page, "curate") == rating["rationale_id"]
     page.click("#curate-apply")
-    page.wait_for_function("document.querySelector('#curate-done').innerText.includes('accept recorded')")
+    status_of(page, "#curate-done", "accept recorded")
     page.wait_for_function("document.querySelector('#curate-table').innerText.includes('accept')")  # shown at once
     assert page.eval_on_selector("#curate-table tbody tr", "r => getComputedStyle(r).cursor") == "pointer"
     page.click("#curate-export")
@@ -152,9 +180,8 @@ def test_stored_html_stays_inert(page, app_server):
     tab(page, "Rate")
     page.fill("#rater-name textarea, #rater-name input", "eve")
     page.click("#rater-sign-in")
-    page.wait_for_selector("#rate-rationale", timeout=30_000)  # the item's controls show once signed in
-    page.wait_for_function("document.querySelector('#rate-rationale').innerText.includes('onerror')", timeout=30_000)
-    page.wait_for_timeout(1000)
+    assert ready(page) == rid
+    assert "onerror" in page.inner_text("#rate-rationale")
     assert page.evaluate("window.__xss") is None
     assert page.locator("#rate-rationale img").count() == 0 and page.locator("#rate-rationale script").count() == 0
     assert page.locator("#rate-rationale strong").inner_text() == "bold"

@@ -3,7 +3,7 @@ keyboard alone, errors that keep the form, the Ask card and its Send button, sta
 load by themselves, and the phone layout. Screenshots go where `test_app_browser` puts them."""
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, FLAGS, pytestmark, shot, tab  # noqa: F401 (pytestmark: same markers)
+from test_app_browser import ARTIFACTS, CHROMIUM, FLAGS, pytestmark, ready, shot, status_of, tab  # noqa: F401 (pytestmark: same markers)
 
 from scicot_core.questions import Rationale, sample_items
 
@@ -62,7 +62,7 @@ def test_rate_an_item_with_five_keystrokes_and_a_missed_score_keeps_the_form(des
     assert page.locator("#rate-submit").count() == 0 and page.locator("#crit-correctness").count() == 0  # nothing before sign-in
     page.fill("#rater-name input, #rater-name textarea", "kim")
     page.press("#rater-name input, #rater-name textarea", "Enter")
-    page.wait_for_selector("#rate-submit", timeout=30_000)
+    first = ready(page)
     page.wait_for_function("document.activeElement === document.body || !document.activeElement.closest('#rater-name')")
     assert "0</b> done" in page.inner_html("#rate-progress") and page.locator("#rate-progress progress").count() == 1
     active = page.locator("#crit-correctness")
@@ -75,22 +75,23 @@ def test_rate_an_item_with_five_keystrokes_and_a_missed_score_keeps_the_form(des
 
     for key in ("5", "4", "5", "t", "Enter"):  # five keystrokes, no mouse
         page.keyboard.press(key)
-        page.wait_for_timeout(200)
-    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Saved your rating')", timeout=30_000)
+    second = ready(page, other_than=first)
+    status_of(page, "#rate-status", "Saved your rating")
     [rating] = deps.store.ratings()
     assert rating["scores"] == {"correctness": 5, "clarity": 4, "supports_answer": 5} and rating["preference"] == "teacher"
-    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('1 done')")
+    assert "1</b> done" in page.inner_html("#rate-progress")
 
     page.keyboard.press("3")
     page.keyboard.press("Enter")  # clarity and supports answer missing
-    page.wait_for_function("document.querySelector('#rate-status').innerText.includes('Score every criterion')", timeout=30_000)
+    status_of(page, "#rate-status", "Score every criterion")
+    assert ready(page) == second  # the same item, its form kept
     assert "Clarity, Supports answer" in text(page, "#rate-status") and no_error_badges(page)
     assert page.locator("#crit-correctness input").nth(2).is_checked()  # the score chosen stays
     assert len(deps.store.ratings()) == 1
     shot(page, "ux-2-rate-missed-score")
 
     page.keyboard.press("k")
-    page.wait_for_function("document.querySelector('#rate-progress').innerText.includes('Nothing left to rate')", timeout=30_000)
+    status_of(page, "#rate-progress", "Nothing left to rate")
     page.wait_for_selector("#rate-submit", state="detached")
     shot(page, "ux-3-rate-nothing-left")
 
@@ -157,7 +158,7 @@ def test_phone_ask_and_rate(phone, app_server):
     tab(page, "Rate")
     page.fill("#rater-name input, #rater-name textarea", "pat")
     page.press("#rater-name input, #rater-name textarea", "Enter")
-    page.wait_for_selector("#crit-clarity", timeout=30_000)
+    ready(page)
     tops = {round(b["y"]) for b in (label.bounding_box() for label in page.locator("#crit-clarity label").all()) if b}
     assert len(tops) == 1  # the five scores on one line
     page.evaluate("window.scrollTo(0, 0)")

@@ -116,14 +116,14 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert model_folder.startswith("/") and model_folder not in item[1] + item[2]  # no server path shown
     assert '<progress value="0" max="2">' in item[3] and "<b>2</b> to go" in item[3] and rid.startswith("r-")
     with pytest.raises(DataError, match=r"score every criterion before submitting \(missing: Clarity\)"):
-        h.submit_rating(app_deps, who, rid, 5, None, 4, "teacher", "")
+        h.submit_rating(app_deps, who, rid, rid, "", "", 5, None, 4, "teacher", "")
     assert app_deps.store.counts()["ratings"] == 0
-    h.submit_rating(app_deps, who, rid, 5, 4, 5, "teacher", "clear")
+    h.submit_rating(app_deps, who, rid, rid, "", "", 5, 4, 5, "teacher", "clear")
     with pytest.raises(DataError, match="unchanged"):
-        h.save_edit(app_deps, who, rid, item[-1])
+        h.save_edit(app_deps, who, rid, rid, item[-1])
     with pytest.raises(DataError, match="HTML"):
-        h.save_edit(app_deps, who, rid, "<script>alert(1)</script>")
-    assert "Saved your edit" in h.save_edit(app_deps, who, rid, "A better rationale. Thus, the answer is (C).")
+        h.save_edit(app_deps, who, rid, rid, "<script>alert(1)</script>")
+    assert "Saved your edit" in h.save_edit(app_deps, who, rid, rid, "A better rationale. Thus, the answer is (C).")
     with pytest.raises(PermissionDenied):
         hr.candidates(app_deps, who, 0, 0, 4)
     with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
@@ -137,7 +137,7 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert student_row[3] and "/" not in student_row[3]  # the model by its folder's name, no server path
     assert all(model_folder.rsplit("/", 1)[0] not in r[3] for r in rows)  # a human edit's "edit of <model>" too
     assert all(len(r[1]) <= 80 and (r[1].endswith("…") or len(r[1]) < 80) for r in rows)
-    assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "")
+    assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "", "")
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
     assert path.endswith(".jsonl") and open(path).read().count("\n") == 1
     assert "1 accepted rationale(s) from the store" in hr.append_accepted(app_deps, "rev")
@@ -164,7 +164,7 @@ def test_reviewer_actions_refused_without_the_role(app_deps):
         lambda: hr.export_file(app_deps, "ann", "jsonl", True, 0, 0),
         lambda: hr.append_accepted(app_deps, "ann"),
         lambda: hr.start_retrain(app_deps, "ann", 5),
-        lambda: hr.decide(app_deps, "", "r-x", "accept", "", ""),
+        lambda: hr.decide(app_deps, "", "r-x", "accept", "", "", ""),
     ):
         with pytest.raises(PermissionDenied):
             call()
@@ -275,3 +275,50 @@ def test_long_text_in_the_curate_table_is_cut_at_a_word_with_an_ellipsis():
 )
 def test_model_ids_read_in_words_without_server_paths(model_id, said):
     assert plain_model(model_id) == said
+
+
+def test_a_form_pinned_to_another_item_is_refused_and_stores_nothing(app_deps):
+    """The rater's current item is server-side state; a rating, skip or edit from a form pinned to
+    another item (a late reply, an old tab) is refused, and moving on past an unsaved edit too."""
+    from scicot_core.questions import Rationale, sample_items
+
+    (q1, t1), (q2, t2) = sample_items()[:2]
+    first = app_deps.store.add_question_with_rationales(q1, [Rationale(q1.id, t1, "teacher", "ref")])[0]
+    app_deps.store.add_question_with_rationales(q2, [Rationale(q2.id, t2, "teacher", "ref")])
+    who, _ = h.sign_in(app_deps, None, "ann")
+    current = h.next_item(app_deps, who)[4]
+    other = first if current != first else app_deps.store.rationales_for(q2.id)[0]["id"]
+    before = app_deps.store.counts()
+    edited = "A better rationale. Thus, the answer is (C)."
+    for call, message in (
+        (lambda: h.submit_rating(app_deps, who, current, other, "", "", 5, 5, 5, "tie", ""), "this rating is for r-.*current item is r-"),
+        (lambda: h.submit_rating(app_deps, who, current, None, "", "", 5, 5, 5, "tie", ""), "this rating is for no item"),
+        (lambda: h.skip_item(app_deps, who, current, other, "", ""), "this skip is for"),
+        (lambda: h.save_edit(app_deps, who, current, other, edited), "this edit is for"),
+        (lambda: h.skip_item(app_deps, who, current, current, current, edited), "unsaved edit"),
+        (lambda: h.check_no_unsaved_edit(app_deps, who, current, current, edited), "unsaved edit"),
+    ):
+        with pytest.raises(DataError, match=message):
+            call()
+    assert app_deps.store.counts() == before
+    # an unsaved edit of the current item goes in with its rating, in one transaction
+    line, new_id = h.submit_rating(app_deps, who, current, current, current, edited, 5, 5, 5, "tie", "")
+    assert line.endswith(f"and your edit as {new_id}.") and app_deps.store.rationale(new_id)["edits_id"] == current
+    h.check_no_unsaved_edit(app_deps, who, current, current, edited)  # saved now: moving on is fine
+    with pytest.raises(DataError, match="HTML"):
+        h.submit_rating(app_deps, who, current, current, current, "<script>x</script>", 4, 4, 4, "tie", "")
+    assert [g["scores"]["correctness"] for g in app_deps.store.ratings()] == [5]  # neither the rating nor the edit
+
+
+def test_an_edit_decision_must_come_from_the_selected_rationales_edit_box(app_deps):
+    from scicot_core.questions import Rationale, sample_items
+
+    q, text = sample_items()[0]
+    rid = app_deps.store.add_question_with_rationales(q, [Rationale(q.id, text, "teacher", "ref")])[0]
+    hr.become_reviewer(app_deps, "rev", "sesame")
+    before = app_deps.store.counts()
+    for pinned in ("r-another", "", None):
+        with pytest.raises(DataError, match="the edited text is of .*not of the selected"):
+            hr.decide(app_deps, "rev", rid, "edit", "", pinned, "Better. Thus, the answer is (C).")
+    assert app_deps.store.counts() == before
+    assert "edit recorded" in hr.decide(app_deps, "rev", rid, "edit", "", rid, "Better. Thus, the answer is (C).")

@@ -45,19 +45,19 @@ def test_a_question_without_a_key_cannot_be_accepted_without_one(rev, decision, 
     qid, rid = _typed_without_key(rev)
     before = rev.store.counts()
     with pytest.raises(DataError, match=message):
-        hr.decide(rev, "rev", rid, decision, "", edited, key)
+        hr.decide(rev, "rev", rid, decision, "", rid, edited, key)
     assert rev.store.counts() == before and rev.store.question(qid).answer_key is None
     assert "none yet" in hr.show_candidate(rev, rid)[0]
 
 
 def test_accepting_with_a_key_stores_the_key_and_the_decision(rev):
     qid, rid = _typed_without_key(rev)
-    assert "accept recorded" in hr.decide(rev, "rev", rid, "accept", "", "", " b ")
+    assert "accept recorded" in hr.decide(rev, "rev", rid, "accept", "", "", "", " b ")
     assert rev.store.question(qid).answer_key == "B" and "(key: B)" in hr.show_candidate(rev, rid)[0]
     with pytest.raises(DataError, match="already has the answer key B"):
-        hr.decide(rev, "rev", rid, "accept", "", "", "A")
+        hr.decide(rev, "rev", rid, "accept", "", "", "", "A")
     assert rev.store.question(qid).answer_key == "B"
-    assert hr.decide(rev, "rev", rid, "reject", "", "", "")  # rejecting needs no key
+    assert hr.decide(rev, "rev", rid, "reject", "", "", "", "")  # rejecting needs no key
 
 
 def test_an_accepted_row_without_a_key_from_an_older_store_stays_out_of_the_set(rev):

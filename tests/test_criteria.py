@@ -58,8 +58,8 @@ def test_a_new_criterion_is_rated_everywhere_and_old_ratings_lack_it(app_deps, o
     item = h.next_item(app_deps, "cy")
     assert item[4] == rid and item[5:9] == (None, None, None, None)  # a score slot per criterion
     with pytest.raises(DataError, match="missing: Cites evidence"):
-        h.submit_rating(app_deps, "cy", rid, 5, 5, 5, None, "student", "")
-    h.submit_rating(app_deps, "cy", rid, 5, 5, 5, 2, "student", "")
+        h.submit_rating(app_deps, "cy", rid, rid, "", "", 5, 5, 5, None, "student", "")
+    h.submit_rating(app_deps, "cy", rid, rid, "", "", 5, 5, 5, 2, "student", "")
     cy = next(g for g in store.ratings() if g["rater"] == "cy")
     assert cy["scores"] == {"correctness": 5, "clarity": 5, "supports_answer": 5, "cites_evidence": 2}
 

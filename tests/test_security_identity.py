@@ -37,14 +37,14 @@ def test_3_a_claimed_name_signs_in_only_with_its_token_over_the_api(app_server):
     url, deps = app_server
     queue_one(deps.store)
     alice = Client(url, verbose=False)
-    signed = alice.predict("alice", "", api_name="/sign_in")[0]
-    alice.predict(5, 5, 5, "teacher", "mine", api_name="/submit_rating")
+    signed, *_, pin, _, _, _, _, _, _ = alice.predict("alice", "", api_name="/sign_in")
+    alice.predict(pin, "", "", 5, 5, 5, "teacher", "mine", api_name="/submit_rating")
     [rating] = deps.store.ratings()
     before = deps.store.counts()
     mallory = Client(url, verbose=False)
     for tried, message in (("", "'alice' is already claimed"), ("guess", "wrong token for 'alice'")):
         refusal(mallory.predict("alice", tried, api_name="/sign_in"), message)
-    refusal(mallory.predict(1, 1, 1, "student", "overwritten", api_name="/submit_rating"), "sign in first")
+    refusal(mallory.predict(pin, "", "", 1, 1, 1, "student", "overwritten", api_name="/submit_rating"), "sign in first")
     assert deps.store.ratings() == [rating] and deps.store.counts() == before
     elsewhere = Client(url, verbose=False)  # alice on another machine, with her token
     assert elsewhere.predict("alice", token_in(signed), api_name="/sign_in")[0] == "Rating as **alice**."
@@ -56,7 +56,7 @@ def test_3_the_rater_comes_from_server_state_never_from_the_request(app_server):
     Client(url, verbose=False).predict("alice", "", api_name="/sign_in")
     config = httpx.get(url + "config").json()
     fn = next(d for d in config["dependencies"] if d.get("api_name") == "submit_rating")
-    forged = ["alice", rid, 1, 1, 1, "student", "forged"]  # every input, the two gr.State ones included
+    forged = ["alice", rid, rid, "", "", 1, 1, 1, "student", "forged"]  # every input, the two gr.State ones included
     assert httpx.post(url + "gradio_api/queue/join", json={"data": forged, "fn_index": fn["id"], "session_hash": "forged"}).is_success
     with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": "forged"}, timeout=60) as events:
         done = next(json.loads(line[5:]) for line in events.iter_lines() if "process_completed" in line)
