@@ -6,7 +6,7 @@ import time
 
 import pytest
 from test_app_browser import pytestmark, ready, status_of, tab  # noqa: F401 (pytestmark: same markers)
-from test_app_browser_ux import open_page
+from test_app_browser_ux import desktop  # noqa: F401 (a fixture, behind `page`)
 
 from scicot_core.questions import Rationale, sample_items
 
@@ -29,11 +29,8 @@ def slow(app_server, monkeypatch):
 
 
 @pytest.fixture
-def page(app_server):
-    p, browser, page = open_page(app_server[0], {"width": 1400, "height": 1000})
-    yield page
-    browser.close()
-    p.stop()
+def page(desktop):  # noqa: F811 (the imported fixture, by name)
+    return desktop
 
 
 def queue(deps, n: int) -> list[str]:
