@@ -37,9 +37,9 @@ def page_js() -> str:
 FORMS_JS = """
 () => {
   const forms = {
-    rate: {panel: "rate-item", edit: "rate-edit", pin: "rate-pin", boxes: ["rate-edit", "rate-comment"],
+    rate: {panel: "rate-item", edit: "rate-edit", pin: "rate-pin", editFor: "rate-edit-for", boxes: ["rate-edit", "rate-comment"],
            clicks: ["#rate-submit", "#rate-skip", "#rate-next", "#rater-sign-in"], enters: ["#rater-name", "#rater-token"]},
-    curate: {panel: "curate-edited", edit: "curate-edited", pin: "curate-selected", boxes: ["curate-edited"],
+    curate: {panel: "curate-edited", edit: "curate-edited", pin: "curate-selected", editFor: "curate-edited-for", boxes: ["curate-edited"],
              clicks: ["#curate-table .body-cell"], enters: ["#curate-selected"]},
   };
   const state = {};
@@ -61,8 +61,8 @@ FORMS_JS = """
     // Ready once the page shows the reply: the pin's box holds the pin, the edit box its text.
     const s = state[name], f = forms[name], started = performance.now();
     const check = () => {
-      const pinBox = field(f.pin), editBox = field(f.edit);
-      const shown = (!pinBox || pinBox.value === pin) && (!editBox || editBox.value === text);
+      const pinBox = field(f.pin), editBox = field(f.edit), forBox = field(f.editFor);
+      const shown = (!pinBox || pinBox.value === pin) && (!editBox || editBox.value === text) && (!forBox || forBox.value === editFor);
       if (!shown && performance.now() - started < 3000) { requestAnimationFrame(check); return; }
       clearTimeout(s.timer);
       Object.assign(s, {state: "ready", item: pin, editFor: editFor}); apply(name);
