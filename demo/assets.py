@@ -1,5 +1,6 @@
 """What the page gets besides its components: the Rate tab's keyboard shortcuts (JavaScript and
-their help line), the forms' guard against late replies (`FORMS_JS`, `adopt_js`) and the style
+their help line), the forms' guard against late replies (`FORMS_JS`, `adopt_js`), the marker of
+a finished ask (`ASK_DONE_JS`) and the style
 sheet (the highlighted criterion, the sticky rating bar, the question card and the phone layout)."""
 
 from __future__ import annotations
@@ -69,9 +70,17 @@ FORMS_JS = """
     };
     requestAnimationFrame(check);
   };
+  // Ask: "#ask-run" is data-state="running" from the click on Ask until its answer has come in
+  // (or failed), then "done", with data-asks counting the asks done on this page.
+  let asks = 0;
+  const askRun = (running) => {
+    const row = document.getElementById("ask-run");
+    if (row) { row.dataset.state = running ? "running" : "done"; row.dataset.asks = String(asks); }
+  };
   window.scicotForms = {
     state,
     busy: (name) => state[name].state === "loading",
+    askDone() { asks += 1; askRun(false); },
     adopt(name, pin, next, current, editFor, base, note) {
       pin = pin || ""; next = next || ""; current = current || ""; editFor = editFor || ""; base = base || "";
       let out;
@@ -84,6 +93,8 @@ FORMS_JS = """
   };
   document.addEventListener("click", (e) => {
     for (const name in forms) if (forms[name].clicks.some((sel) => e.target.closest?.(sel))) lock(name);
+    const go = e.target.closest?.("#ask-go");
+    if (go && !go.disabled) askRun(true);
   }, true);
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Enter" || e.shiftKey) return;
@@ -100,6 +111,10 @@ def adopt_js(form: str, note: str) -> str:
     item's text, the edit box, the item it is pinned to, the text it was given); outputs (the
     edit box, its pin, its given text, the note). `note` may name {old} and {new}."""
     return f"(pin, next, current, editFor, base) => window.scicotForms.adopt({json.dumps(form)}, pin, next, current, editFor, base, {json.dumps(note)})"
+
+
+# Run when an ask has ended, answered or not: `#ask-run` then says data-state="done" and counts it.
+ASK_DONE_JS = "() => { window.scicotForms?.askDone(); }"
 
 
 # Choices are found by position (the order of the data in `criteria`), not by the inputs' value

@@ -20,7 +20,7 @@ from scicot_core.settings import Settings
 from . import handlers as h
 from . import handlers_curate as hr
 from . import plots
-from .assets import CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help
+from .assets import ASK_DONE_JS, CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help
 from .deps import Deps
 from .render import LATEX
 from .reporting import friendly, reported, reported_stream
@@ -131,7 +131,7 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         [mode, source, sample, stem, choices, key, teacher, url, model, adapter_set],
         [teacher_md, student_md, answer_md, probs, baselines, info, result, status, send, sent],
         api_name="ask",
-    )
+    ).then(None, js=ASK_DONE_JS)
 
     def send_once(res):
         return h.send_to_queue(deps, res), res, gr.Button(interactive=False)

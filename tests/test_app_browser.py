@@ -67,6 +67,14 @@ def ready(page, form: str = "rate", other_than: str = "", timeout: float = 30_00
     return page.get_attribute(PANELS[form], "data-item-id")
 
 
+def ask(page, timeout: float = 120_000) -> None:
+    """Click Ask and wait until this ask has ended (answered or refused): the app counts the asks
+    done on the page in `#ask-run`'s data-asks, so an answer left from an earlier ask never passes."""
+    done = int(page.get_attribute("#ask-run", "data-asks") or 0)
+    page.click("#ask-go")
+    page.wait_for_selector(f'#ask-run[data-state="done"][data-asks="{done + 1}"]', timeout=timeout)
+
+
 def status_of(page, selector: str, part: str, timeout: float = 30_000) -> None:
     """Wait until the status line at `selector` says `part` (each status line is set by the reply it reports)."""
     from playwright.sync_api import TimeoutError
@@ -80,8 +88,8 @@ def status_of(page, selector: str, part: str, timeout: float = 30_000) -> None:
 
 def test_the_whole_flow(page, app_server):
     deps = app_server[1]
-    page.click("#ask-go")
-    page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
+    ask(page)
+    assert "probability" in page.inner_text("#answer-md")
     assert "hand-written reference rationale" in page.inner_text("#teacher-md")
     assert all(f"({label})" in page.inner_text("#answer-probs") for label in "ABCD")
     page.wait_for_timeout(1500)  # the probability chart draws after the data arrives
@@ -151,10 +159,10 @@ def test_the_whole_flow(page, app_server):
     new_student = f"retrained {deps.retrain.snapshot()['name']}"
     page.click("#ask-set input")
     page.get_by_role("option", name=new_student).click()
-    page.click("#ask-go")
+    ask(page)
     # the retrained stages write the student column this time (the first ask had the bare base)
-    page.wait_for_function("document.querySelector('#student-md').innerText.includes('with adapters answer, rationale')", timeout=120_000)
-    page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
+    assert "with adapters answer, rationale" in page.inner_text("#student-md")
+    assert "probability" in page.inner_text("#answer-md")
     [retrained] = [p for p in (deps.settings.cache_dir / "retrained").iterdir() if not p.name.endswith(".partial")]
     assert "." in str(retrained) and " " in str(retrained)  # the loop ran in a folder whose path has both
     shot(page, "3b-ask-with-the-retrained-student")

@@ -37,7 +37,8 @@ def test_a_live_teacher_shows_it_is_thinking_with_the_seconds(app_server, slow_t
         assert "Waiting for the teacher" in text(page, "#student-md")
         shot(page, "teacher-thinking")
         page.wait_for_function(f"document.querySelector('#teacher-md').innerText.includes({REPLY[:20]!r})", timeout=60_000)
-        page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=60_000)
+        page.wait_for_selector('#ask-run[data-state="done"][data-asks="1"]', timeout=60_000)
+        assert "probability" in text(page, "#answer-md")
         assert "Thinking" not in text(page, "#teacher-md") and len(slow_teacher.requests) == 1
     finally:
         browser.close()

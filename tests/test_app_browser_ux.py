@@ -3,7 +3,7 @@ keyboard alone, errors that keep the form, the Ask card and its Send button, sta
 load by themselves, and the phone layout. Screenshots go where `test_app_browser` puts them."""
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, FLAGS, pytestmark, ready, shot, status_of, tab  # noqa: F401 (pytestmark: same markers)
+from test_app_browser import ARTIFACTS, CHROMIUM, FLAGS, ask, pytestmark, ready, shot, status_of, tab  # noqa: F401 (pytestmark: same markers)
 
 from scicot_core.questions import Rationale, sample_items
 
@@ -101,8 +101,8 @@ def test_ask_shows_the_question_sends_once_and_an_error_keeps_the_answer(desktop
     q = sample_items()[0][0]
     assert q.stem in text(page, "#ask-card") and all(f"({c.label}) {c.text}" in text(page, "#ask-card") for c in q.choices)
     assert page.locator("#ask-send").is_disabled() and not page.locator("#ask-teacher").is_visible()
-    page.click("#ask-go")
-    page.wait_for_function("document.querySelector('#answer-md').innerText.includes('probability')", timeout=120_000)
+    ask(page)
+    assert "probability" in text(page, "#answer-md")
     assert "Baselines" in text(page, "#ask-baselines") and " ms" not in text(page, "#ask-info") + text(page, "#student-md")
     assert "/" not in text(page, "#student-md").split("\n")[-1]  # the model by name, not the server's folder
     page.wait_for_function("!document.querySelector('#ask-send').disabled")
@@ -116,8 +116,8 @@ def test_ask_shows_the_question_sends_once_and_an_error_keeps_the_answer(desktop
     assert not any(page.locator(p).is_visible() for p in ("#ask-card", "#ask-source", "#ask-question"))
     page.fill("#ask-stem textarea", "Why?")
     page.fill("#ask-choices textarea", "only one")
-    page.click("#ask-go")
-    page.wait_for_function("document.querySelector('#ask-status').innerText.includes('Give 2 to 9 choices')", timeout=30_000)
+    ask(page, timeout=30_000)
+    assert "Give 2 to 9 choices" in text(page, "#ask-status")
     assert text(page, "#answer-md") == answer and no_error_badges(page)
     shot(page, "ux-4-ask-error-keeps-answer")
     page.get_by_text("Listed", exact=True).click()  # back to the listed question, as it was
