@@ -75,6 +75,13 @@ def ask(page, timeout: float = 120_000) -> None:
     page.wait_for_selector(f'#ask-run[data-state="done"][data-asks="{done + 1}"]', timeout=timeout)
 
 
+def drawn(page, selector: str, timeout: float = 30_000) -> None:
+    """Wait until the chart at `selector` (a matplotlib figure, sent as an image) has loaded."""
+    page.wait_for_function(
+        "(s) => { const i = document.querySelector(s + ' img'); return !!i && i.complete && i.naturalWidth > 0; }", arg=selector, timeout=timeout
+    )
+
+
 def status_of(page, selector: str, part: str, timeout: float = 30_000) -> None:
     """Wait until the status line at `selector` says `part` (each status line is set by the reply it reports)."""
     from playwright.sync_api import TimeoutError
@@ -92,7 +99,6 @@ def test_the_whole_flow(page, app_server):
     assert "probability" in page.inner_text("#answer-md")
     assert "hand-written reference rationale" in page.inner_text("#teacher-md")
     assert all(f"({label})" in page.inner_text("#answer-probs") for label in "ABCD")
-    page.wait_for_timeout(1500)  # the probability chart draws after the data arrives
     shot(page, "1-ask")
     page.click("#ask-send")
     page.wait_for_function("document.querySelector('#ask-sent').innerText.includes('Queued 2')")
@@ -170,7 +176,7 @@ def test_the_whole_flow(page, app_server):
     tab(page, "Statistics")
     page.click("#stats-refresh")
     page.wait_for_function("document.querySelector('#stats-agreement').innerText.includes('1 submitted ratings')", timeout=30_000)
-    page.wait_for_timeout(1500)
+    drawn(page, "#stats-distribution")
     shot(page, "4-stats")
 
 
