@@ -71,3 +71,13 @@ def m002_rater_tokens_and_auth_failures(db: Database) -> None:
     db["auth_failures"].create({"id": int, "kind": str, "name": str, "created_utc": str}, pk="id", not_null={"kind", "name", "created_utc"})
     db["auth_failures"].create_index(["name", "created_utc"])
     db["auth_failures"].create_index(["kind", "created_utc"])
+
+
+@migrations()
+def m003_auth_failures_by_client(db: Database) -> None:
+    # The throttle slows down the client that guesses (its session, and its address where known),
+    # not the name guessed at: counting by name let anyone lock a name's owner out.
+    db["auth_failures"].add_column("session", str)
+    db["auth_failures"].add_column("address", str)
+    db["auth_failures"].create_index(["session", "created_utc"])
+    db["auth_failures"].create_index(["address", "created_utc"])

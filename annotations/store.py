@@ -261,20 +261,21 @@ class Store(IdentityVerbs, CurationVerbs):
             db["raters"].insert({"name": name, "role": "reviewer", "created_utc": now_utc()}, ignore=True)
             db["raters"].update(name, {"role": "reviewer"})
 
-    def _attempt(self, kind: str, name: str, ok: bool) -> bool:
-        """Count one token or secret check: refused while locked out (even when right, or
-        guessing would go on), recorded when wrong; in one transaction, so that concurrent
-        guesses cannot all slip under the limit."""
+    def _attempt(self, kind: str, name: str, ok: bool, client: identity.Client) -> bool:
+        """Count one token or secret check by `client`: refused while the client must wait (even
+        when right, or guessing would go on), recorded when wrong; in one transaction, so that
+        concurrent guesses cannot all slip under the limit."""
         now = self._clock()
         since = identity.iso(now - identity.FAILURE_WINDOW_S)
         with self._write() as db:
-            recent = list(db.query("select kind, name, created_utc from auth_failures where created_utc > ?", [since]))
-            wait = identity.lockout_s(recent, kind, name, now)
+            recent = list(db.query("select session, address, created_utc from auth_failures where created_utc > ?", [since]))
+            wait = identity.wait_s(recent, client, now)
             if not wait and not ok:
                 db.execute("delete from auth_failures where created_utc <= ?", [since])  # they no longer count
-                db["auth_failures"].insert({"kind": kind, "name": name, "created_utc": identity.iso(now)})
+                row = {"kind": kind, "name": name, "session": client.session, "address": client.address, "created_utc": identity.iso(now)}
+                db["auth_failures"].insert(row)
         if wait:
-            raise PermissionDenied(f"too many wrong attempts; wait {wait} s and try again.")
+            raise PermissionDenied(f"too many wrong attempts from here; wait {wait} s and try again.")
         return ok
 
     def role(self, name: str) -> str | None:

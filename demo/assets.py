@@ -39,9 +39,10 @@ FORMS_JS = """
 () => {
   const forms = {
     rate: {panel: "rate-item", edit: "rate-edit", pin: "rate-pin", editFor: "rate-edit-for", boxes: ["rate-edit", "rate-comment"],
+           shows: ["rate-question", "rate-rationale"],
            clicks: ["#rate-submit", "#rate-skip", "#rate-next", "#rater-sign-in"], enters: ["#rater-name", "#rater-token"]},
     curate: {panel: "curate-edited", edit: "curate-edited", pin: "curate-selected", editFor: "curate-edited-for", boxes: ["curate-edited"],
-             clicks: ["#curate-table .body-cell"], enters: ["#curate-selected"]},
+             shows: [], clicks: ["#curate-table .body-cell"], enters: ["#curate-selected"]},
   };
   const state = {};
   for (const name in forms) state[name] = {state: "ready", item: "", editFor: "", timer: null};
@@ -52,19 +53,24 @@ FORMS_JS = """
     if (edit) edit.dataset.for = s.editFor;
     for (const id of f.boxes) { const box = field(id); if (box) box.readOnly = s.state === "loading"; }
   };
+  const shown = (id) => document.getElementById(id)?.innerText.trim() || "";
   const lock = (name) => {
     const s = state[name];
     s.state = "loading"; apply(name);
+    s.before = Object.fromEntries(forms[name].shows.map((id) => [id, shown(id)]));  // what the page showed
     clearTimeout(s.timer);  // a request that never answers must not keep the form locked
     s.timer = setTimeout(() => { s.state = "ready"; apply(name); }, 30000);
   };
   const settle = (name, pin, text, editFor) => {
-    // Ready once the page shows the reply: the pin's box holds the pin, the edit box its text.
-    const s = state[name], f = forms[name], started = performance.now();
+    // Ready once the page shows the reply: the pin's box holds the pin, the edit box its text,
+    // and a new item's panels (question, rationale) are drawn: none empty, not all as before.
+    const s = state[name], f = forms[name], started = performance.now(), same = pin === s.item;
     const check = () => {
       const pinBox = field(f.pin), editBox = field(f.edit), forBox = field(f.editFor);
-      const shown = (!pinBox || pinBox.value === pin) && (!editBox || editBox.value === text) && (!forBox || forBox.value === editFor);
-      if (!shown && performance.now() - started < 3000) { requestAnimationFrame(check); return; }
+      const now = f.shows.map(shown), before = f.shows.map((id) => (s.before || {})[id]);
+      const drawn = !pin || !now.length || (now.every(Boolean) && (same || now.some((t, i) => t !== before[i])));
+      const inPlace = (!pinBox || pinBox.value === pin) && (!editBox || editBox.value === text) && (!forBox || forBox.value === editFor);
+      if (!(inPlace && drawn) && performance.now() - started < 10000) { requestAnimationFrame(check); return; }
       clearTimeout(s.timer);
       Object.assign(s, {state: "ready", item: pin, editFor: editFor}); apply(name);
     };
@@ -176,6 +182,7 @@ CSS = """
 .clickable-rows tbody tr:hover td { background: var(--background-fill-secondary) !important; }
 #rate-item[data-state="loading"] .score-row, #rate-item[data-state="loading"] #pref,
 #rate-item[data-state="loading"] #rate-actions button { pointer-events: none; opacity: 0.6; }
+.form-pin { display: none !important; }  /* a form's pins: in the page for its script, never shown */
 .hint { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .score-row label { min-width: 0; }
 @media (max-width: 640px) {

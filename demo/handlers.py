@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from annotations import criteria
 from annotations.criteria import MAX_RATIONALE_CHARS
+from annotations.identity import Client
 from scicot_core import asking, base_models, formats
 from scicot_core.errors import DataError, PermissionDenied
 from scicot_core.questions import Question, Rationale, typed_question
@@ -30,6 +32,8 @@ def parse_question(
 ) -> Question:
     """The question to ask: one picked from the sample set or a data set, or a typed one with
     2 to 9 choices (one per line)."""
+    if mode not in ("pick", "typed"):
+        raise DataError(f"ask about {mode!r}? Choose pick (a listed question) or typed (your own).")
     if mode == "pick":
         for q in deps.questions.questions_in(source):
             if q.id == question_id:
@@ -54,6 +58,8 @@ def ask(
     """Teacher | student | answer, streamed: `asking.ask`'s events rendered, with a "thinking"
     line every `every` seconds while a teacher is asked. Yields (teacher_md, student_md,
     answer_md, {choice: probability}, baselines_md, info_md, result)."""
+    if adapter_set is None:
+        raise DataError("choose a student (the Student list; its first entry is the default).")
     result = {"question": question.to_ai2() | {"source": question.source}, "teacher": None, "student": None, "answer": None}
     shown = {"teacher": "", "student": "*Loading the student…*", "answer": "", "probs": {}, "baselines": [], "info": ""}
     timings, asked_at, asked_model = {}, None, ""
@@ -138,7 +144,7 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
         raise DataError("ask a question first; then send its result to the rating queue.")
     q = Question.from_ai2(result["question"], result["question"].get("source", "typed"))
     if result.get("queued"):
-        return f"Already in the rating queue: question {safe(q.id)}. Ask another question to queue more."
+        raise DataError(f"this answer is already in the rating queue (question {q.id}); ask another question to queue more.")
     rationales = []
     if result.get("teacher"):
         t = result["teacher"]
@@ -151,10 +157,21 @@ def send_to_queue(deps: Deps, result: dict | None) -> str:
 
 
 # -- Rate ---------------------------------------------------------------------------------------
-def sign_in(deps: Deps, profile, typed: str, token: str = "") -> tuple[str, str]:
+APP = Client("app")  # an event with no request (a handler called directly)
+
+
+def client_of(request) -> Client:
+    """Who sent an event: its session, and its address where Gradio knows one (throttling keys)."""
+    if request is None:
+        return APP
+    host = getattr(getattr(request, "client", None), "host", None)
+    return Client(f"session {getattr(request, 'session_hash', None) or 'none'}", host or None)
+
+
+def sign_in(deps: Deps, profile, typed: str, token: str = "", client: Client = APP) -> tuple[str, str]:
     """(rater, line to show). On a Space only the Hugging Face login counts, never a typed name;
     elsewhere a typed name is claimed on first use, its token shown this once, and afterwards
-    needs that token."""
+    needs that token (wrong ones slow `client` down)."""
     if deps.settings.on_space:
         username = getattr(profile, "username", None)
         if not username:
@@ -163,13 +180,21 @@ def sign_in(deps: Deps, profile, typed: str, token: str = "") -> tuple[str, str]
         return name, f"Rating as **{safe(name)}** (Hugging Face login)."
     if not (typed or "").strip():
         raise DataError("type your name to rate (and your token, if you have rated under that name before).")
-    who = deps.store.authenticate(typed, token=(token or "").strip() or None)
+    who = deps.store.authenticate(typed, token=(token or "").strip() or None, client=client)
     if who.new_token is None:
         return who.name, f"Rating as **{safe(who.name)}**."
     return who.name, (
-        f"Rating as **{safe(who.name)}**, a name new here. Your token: `{who.new_token}`  \n"
+        f"Rating as **{safe(who.name)}**, a name new here. {TOKEN_SHOWN}`{who.new_token}`  \n"
         f"Keep this to sign in again as {safe(who.name)}: it is not shown again."
     )
+
+
+TOKEN_SHOWN = "Your token: "
+
+
+def without_token(line) -> str:
+    """The sign-in line as the session may remember it: a new token is shown once, never kept."""
+    return re.sub(f"{TOKEN_SHOWN}`[^`]*`", TOKEN_SHOWN + "(shown once, on the page that claimed the name)", line or "")
 
 
 def _signed_in(rater) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from annotations.export import ExportFilter, export_rows, write_export
+from annotations.identity import LOCAL, Client
 from annotations.statistics import mean_score
 from scicot_core import tempfiles
 from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
@@ -23,9 +24,9 @@ EXPORT_KEEP_S = 86_400
 CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "mean", "spread", "decision"]
 
 
-def become_reviewer(deps: Deps, name: str, secret: str) -> str:
-    """Sign in as a reviewer: the secret is checked, and wrong ones throttled, before anything is written."""
-    name = deps.store.grant_reviewer(name, secret)
+def become_reviewer(deps: Deps, name: str, secret: str, client: Client = LOCAL) -> str:
+    """Sign in as a reviewer: the secret is checked, and `client`'s wrong ones throttled, before anything is written."""
+    name = deps.store.grant_reviewer(name, secret, client)
     return f"{safe(name)} is a reviewer."
 
 

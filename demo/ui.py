@@ -1,5 +1,6 @@
 """`build_demo(deps)`: the Gradio app's layout and wiring, nothing else. Every event has an
-`api_name`; handlers live in `handlers.py`, `handlers_curate.py` and `plots.py`."""
+`api_name`; handlers live in `handlers.py`, `handlers_curate.py` and `plots.py`; the raw API's
+inputs are checked in `guard.py` before any of them runs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from . import handlers_curate as hr
 from . import plots
 from .assets import ASK_DONE_JS, CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help
 from .deps import Deps
+from .guard import APP_KWARGS, GuardedBlocks, secret
 from .render import LATEX
 from .reporting import friendly, reported, reported_stream
 
@@ -38,7 +40,7 @@ def student_dropdown(deps: Deps, **kw) -> gr.Dropdown:
 
 def build_demo(deps: Deps) -> gr.Blocks:
     # Gradio keeps its own copy of every download and plot; drop those a day old, hourly.
-    with gr.Blocks(title="SciCoT Studio", delete_cache=(3600, 86_400)) as demo:
+    with GuardedBlocks(title="SciCoT Studio", delete_cache=(3600, 86_400)) as demo:
         gr.Markdown(
             "# SciCoT Studio\nA teacher's chain-of-thought, distilled into a 135M two-stage student (Sci-CoT): see it, judge it, fix it."
         )
@@ -159,18 +161,20 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
         typed = not deps.settings.on_space  # on a Space only the Hugging Face login names a rater
         with gr.Row(equal_height=True):
             name = gr.Textbox(label="Your name", placeholder="e.g. ada", max_lines=1, elem_id="rater-name", scale=3, visible=typed)
-            token = gr.Textbox(
-                label="Your token (leave empty the first time: you get one)",
-                type="password",
-                max_lines=1,
-                elem_id="rater-token",
-                scale=3,
-                visible=typed,
+            token = secret(
+                gr.Textbox(
+                    label="Your token (leave empty the first time: you get one)",
+                    type="password",
+                    max_lines=1,
+                    elem_id="rater-token",
+                    scale=3,
+                    visible=typed,
+                )
             )
             sign = gr.Button("Start rating", elem_id="rater-sign-in", scale=1)
             if deps.settings.on_space:
                 gr.LoginButton()
-        signed = gr.Markdown(elem_id="rater-signed")
+        signed = secret(gr.Markdown(elem_id="rater-signed"), h.without_token)  # it shows a new token once
         progress = gr.HTML(elem_id="rate-progress")
         with gr.Column(visible=False, elem_id="rate-item") as item_box:
             question = md(elem_id="rate-question")
@@ -201,7 +205,8 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
             # The form's pins, in the page but not shown: the item the form belongs to, the text
             # its edit box should get, the item the edit box holds and the text it was given.
             pin, edit_next, edit_for, edit_base = (
-                gr.Textbox(visible="hidden", elem_id=f"rate-{n}") for n in ("pin", "edit-next", "edit-for", "edit-base")
+                gr.Textbox(visible="hidden", elem_id=f"rate-{n}", elem_classes="form-pin")
+                for n in ("pin", "edit-next", "edit-for", "edit-base")
             )
 
     item_outputs = [item_box, question, rationale, other, progress, rationale_id, pin, *scores, preference, comment, edit_next]
@@ -217,8 +222,8 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
     def shown(item: tuple) -> tuple:
         return (gr.Column(visible=bool(item[4])), *item[:5], item[4], *item[5:])
 
-    def sign_in(typed_name, typed_token, profile: gr.OAuthProfile | None = None):
-        who, message = h.sign_in(deps, profile, typed_name, typed_token)
+    def sign_in(typed_name, typed_token, profile: gr.OAuthProfile | None = None, request: gr.Request = None):
+        who, message = h.sign_in(deps, profile, typed_name, typed_token, h.client_of(request))
         return (who, message, *shown(h.next_item(deps, who)))
 
     for trigger in (sign.click, name.submit, token.submit):
@@ -294,7 +299,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     gr.Markdown("Reviewers only: accept, reject or edit rationales, export the curated set, and retrain the student on it.")
     with gr.Row():
         name = gr.Textbox(label="Reviewer name", max_lines=1, elem_id="reviewer-name")
-        secret = gr.Textbox(label="Reviewer secret", type="password", max_lines=1, elem_id="reviewer-secret")
+        typed_secret = secret(gr.Textbox(label="Reviewer secret", type="password", max_lines=1, elem_id="reviewer-secret"))
         become = gr.Button("Sign in as reviewer", elem_id="reviewer-sign-in")
     who = gr.Markdown(elem_id="reviewer-status")
     low, high = criteria.scale()
@@ -323,7 +328,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     edited_note = gr.Markdown(elem_id="curate-edited-note")
     # As in the Rate tab: the text the edit box should get, the rationale it holds, its given text.
     edited_next, edited_for, edited_base = (
-        gr.Textbox(visible="hidden", elem_id=f"curate-{n}") for n in ("edited-next", "edited-for", "edited-base")
+        gr.Textbox(visible="hidden", elem_id=f"curate-{n}", elem_classes="form-pin") for n in ("edited-next", "edited-for", "edited-base")
     )
     apply = gr.Button("Record decision", variant="primary", elem_id="curate-apply")
     done = gr.Markdown(elem_id="curate-done")
@@ -340,15 +345,15 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
     retrain_md = gr.Markdown(elem_id="retrain-status")
     timer = gr.Timer(5.0)
 
-    def sign_in(n, s):
-        message = hr.become_reviewer(deps, n, s)
+    def sign_in(n, s, request: gr.Request = None):
+        message = hr.become_reviewer(deps, n, s, h.client_of(request))
         return n.strip(), message
 
     def listed(*filters):
         rows = hr.candidates(deps, *filters)
         return rows, f"{len(rows)} rationale(s) listed." if rows else "No rationale matches these filters."
 
-    become.click(reported(sign_in, 2, 1), [name, secret], [reviewer, who], api_name="reviewer_sign_in", concurrency_limit=None)
+    become.click(reported(sign_in, 2, 1), [name, typed_secret], [reviewer, who], api_name="reviewer_sign_in", concurrency_limit=None)
     refresh.click(
         reported(listed, 2, 1), [reviewer, min_mean, min_raters, max_spread], [table, done], api_name="candidates", concurrency_limit=None
     )
@@ -433,9 +438,10 @@ def stats_tab(deps: Deps, page: gr.Tab) -> gr.Dropdown:
 
 
 def launch_options(settings: Settings | None = None) -> dict:
-    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there); with the
-    settings, also the exports folder, the one place outside its own that Gradio may serve from."""
-    options = {"js": page_js(), "css": CSS, "theme": gr.themes.Soft(), "footer_links": ["api"]}
+    """What `launch()` needs besides host and port (Gradio 6 takes js and theme there), and how a
+    misused keyword API is answered (`guard.APP_KWARGS`); with the settings, also the exports
+    folder, the one place outside its own that Gradio may serve from."""
+    options = {"js": page_js(), "css": CSS, "theme": gr.themes.Soft(), "footer_links": ["api"], "app_kwargs": APP_KWARGS}
     if settings is not None:
         options["allowed_paths"] = [str(hr.export_dir(settings))]
     return options

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -132,8 +133,8 @@ def typed_question(stem: str, choices: Sequence[str], answer_key: str | None) ->
     Stricter than a data file: two choices that read the same (ignoring spacing) are refused.
     Case counts, since real genetics questions offer both "Rr" and "RR"; published data keeps
     its few exact repeats (three OpenBookQA train questions), so loaders do not apply this."""
-    stem = (stem or "").strip()
-    texts = [c.strip() for c in choices if c and c.strip()]
+    stem = _typed(stem)
+    texts = [t for t in map(_typed, choices) if t]
     if not stem:
         raise DataError("type a question.")
     if len(stem) > MAX_STEM_CHARS:
@@ -152,6 +153,13 @@ def typed_question(stem: str, choices: Sequence[str], answer_key: str | None) ->
     key = (answer_key or "").strip().upper() or None
     question_id = "typed-" + hashlib.sha256(json.dumps([stem, texts]).encode()).hexdigest()[:12]
     return Question(question_id, stem, tuple(Choice(label, t) for label, t in zip(LABELS, texts)), key, "typed")
+
+
+def _typed(text) -> str:
+    """Typed text without control characters (a stem of only those is no question) or edge spaces."""
+    if not isinstance(text, str):
+        return ""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t").strip()
 
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:

@@ -169,7 +169,7 @@ class FakeOpenAI:
     def __init__(self):
         self.script: deque[tuple] = deque()
         self.requests: list[dict] = []
-        self.active = 0
+        self.active: set[object] = set()  # the requests being answered now
         self.max_active = 0
         self.lock = threading.Lock()
         fake = self
@@ -182,21 +182,27 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
                     fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                    fake.active += 1
-                    fake.max_active = max(fake.max_active, fake.active)
+                    request = object()
+                    fake.active.add(request)
+                    fake.max_active = max(fake.max_active, len(fake.active))
                     step = fake.script.popleft() if fake.script else ("ok", "A default rationale. Thus, the answer is (A).")
                 try:
-                    fake._reply(self, step)
+                    fake._reply(self, step, request)
                 finally:
-                    with fake.lock:
-                        fake.active -= 1
+                    fake._answered(request)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _reply(self, handler, step):
+    def _answered(self, request) -> None:
+        # A request stops counting as active before its reply is sent: once the client has the
+        # reply it may send the next request, before this thread gets to run again.
+        with self.lock:
+            self.active.discard(request)
+
+    def _reply(self, handler, step, request=None):
         kind = step[0]
         if kind == "sleep":
             time.sleep(step[1])
@@ -213,6 +219,7 @@ class FakeOpenAI:
             return self._drip(handler, *step[1:])
         else:
             payload, code, headers = b"{not json", 200, {}
+        self._answered(request)
         try:
             handler.send_response(code)
             for k, v in headers.items():

@@ -78,7 +78,9 @@ def ask(page, timeout: float = 120_000) -> None:
 def drawn(page, selector: str, timeout: float = 30_000) -> None:
     """Wait until the chart at `selector` (a matplotlib figure, sent as an image) has loaded."""
     page.wait_for_function(
-        "(s) => { const i = document.querySelector(s + ' img'); return !!i && i.complete && i.naturalWidth > 0; }", arg=selector, timeout=timeout
+        "(s) => { const i = document.querySelector(s + ' img'); return !!i && i.complete && i.naturalWidth > 0; }",
+        arg=selector,
+        timeout=timeout,
     )
 
 

@@ -5,7 +5,7 @@ that arrives later, and a save for another item than the current one is refused.
 import time
 
 import pytest
-from test_app_browser import pytestmark, ready, status_of, tab  # noqa: F401 (pytestmark: same markers)
+from test_app_browser import pytestmark, ready, shot, status_of, tab  # noqa: F401 (pytestmark: same markers)
 from test_app_browser_ux import desktop  # noqa: F401 (a fixture, behind `page`)
 
 from scicot_core.questions import Rationale, sample_items
@@ -92,6 +92,29 @@ def test_a_reply_for_another_item_keeps_an_unsaved_edit_and_says_so(page, app_se
     assert kept == ["My unsaved edit of the first item.", first, "the text it was given", f"waiting {second}, kept {first}"]
     clean = page.evaluate("""([pin, next]) => window.scicotForms.adopt("rate", pin, next, "", "", "", "x")""", [second, "its text"])
     assert clean == ["its text", second, "its text", ""]  # with nothing typed, the new item's text comes in
+
+
+def test_typing_after_the_lock_ran_out_keeps_the_edit_when_the_late_reply_comes(page, app_server, slow):
+    """The whole path in the page: Skip is on its way, the form's lock runs out (as its watchdog
+    lets it, for a reply that takes too long), the rater types, and then the next item arrives."""
+    deps = slow
+    first, second = queue(deps, 2)
+    assert sign_in(page) == first
+    page.get_by_text("Edit this rationale").click()
+    page.click("#rate-skip")
+    page.evaluate("() => { window.scicotForms.state.rate.state = 'ready'; }")  # what the 30 s watchdog does, at once
+    page.wait_for_function("!document.querySelector('#rate-edit textarea').readOnly")
+    page.fill("#rate-edit textarea", "My unsaved edit of the first item.")
+    assert ready(page, other_than=first) == second
+    status_of(page, "#rate-edit-note", f"A new item is waiting ({second})")
+    assert page.input_value("#rate-edit textarea") == "My unsaved edit of the first item."
+    assert page.get_attribute("#rate-edit", "data-for") == first  # still pinned to its own item
+    assert not any(page.locator(f"#rate-{n}").is_visible() for n in ("pin", "edit-next", "edit-for", "edit-base"))  # pins stay out of sight
+    shot(page, "race-late-reply-keeps-the-edit")
+    page.click("#rate-discard-edit")
+    page.wait_for_function(f"document.querySelector('#rate-edit').dataset.for === {second!r}")
+    assert page.input_value("#rate-edit textarea") == deps.store.rationale(second)["text"]
+    assert edits(deps) == []  # nothing was saved for either item, and the skip of the first stands
 
 
 def test_discard_restores_the_items_text_and_submit_saves_an_unsaved_edit(page, app_server):

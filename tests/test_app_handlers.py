@@ -104,7 +104,8 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     *_, result = _ask(app_deps)[-1]
     assert h.send_to_queue(app_deps, result).startswith("Queued 2 rationale(s)")
     before = app_deps.store.counts()
-    assert h.send_to_queue(app_deps, result).startswith("Already in the rating queue")
+    with pytest.raises(DataError, match="already in the rating queue"):
+        h.send_to_queue(app_deps, result)
     assert app_deps.store.counts() == before
     with pytest.raises(DataError, match="ask a question first"):
         h.send_to_queue(app_deps, None)

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from sqlite_utils import Database
 
-from annotations.identity import FAILURE_WINDOW_S
+from annotations.identity import FAILURE_WINDOW_S, FREE_PER_ADDRESS, FREE_PER_SESSION, MAX_DELAY_S, Client
 from annotations.migrations import migrations
 from annotations.store import Store
 from scicot_core.errors import DataError, PermissionDenied
@@ -93,6 +93,7 @@ def test_raters_from_before_tokens_need_the_operator(tmp_path, clock):
     assert [r["name"] for r in store.db.query("select name from _sqlite_migrations")] == [
         "m001_initial",
         "m002_rater_tokens_and_auth_failures",
+        "m003_auth_failures_by_client",
     ]
     before = tables(store)
     for token in (None, "anything"):
@@ -105,42 +106,60 @@ def test_raters_from_before_tokens_need_the_operator(tmp_path, clock):
     assert store.authenticate("ann", token=token).name == "ann"
 
 
-def test_wrong_tokens_lock_that_name_for_a_while(store, clock):
+def test_wrong_tokens_slow_down_the_session_that_guesses_not_the_name(store, clock):
     token = store.authenticate("alice").new_token
-    bob = store.authenticate("bob").new_token
-    for _ in range(5):
+    mallory = Client("session m", "10.0.0.9")
+    for _ in range(FREE_PER_SESSION):  # a few typos are free
         with pytest.raises(PermissionDenied, match="wrong token"):
-            store.authenticate("alice", token="guess")
-        clock.now += 1
-    for attempt in ("guess", token):  # during the lockout even the right token is refused
-        with pytest.raises(PermissionDenied, match=f"too many wrong attempts; wait {FAILURE_WINDOW_S - 5} s"):
-            store.authenticate("alice", token=attempt)
-    assert len(failures(store)) == 5  # refused attempts are not counted again
-    assert store.authenticate("bob", token=bob).name == "bob"  # other names are not locked
-    clock.now += FAILURE_WINDOW_S - 6
-    with pytest.raises(PermissionDenied, match="wait 1 s"):
-        store.authenticate("alice", token=token)
-    clock.now += 1
-    assert store.authenticate("alice", token=token).name == "alice"
+            store.authenticate("alice", token="guess", client=mallory)
+    waits = []
+    for _ in range(4):  # then each wrong try makes the next one wait longer: 2, 4, 8, 16 s
+        with pytest.raises(PermissionDenied, match="wrong token"):
+            store.authenticate("alice", token="guess", client=mallory)
+        with pytest.raises(PermissionDenied, match=r"too many wrong attempts from here; wait (\d+) s") as refused:
+            store.authenticate("alice", token=token, client=mallory)  # even the right token, or guessing goes on
+        waits.append(int(refused.value.args[0].split("wait ")[1].split(" s")[0]))
+        clock.now += waits[-1]
+    assert waits == [2, 4, 8, 16]
+    assert len(failures(store)) == FREE_PER_SESSION + 4  # refused tries are not counted again
+    # The owner, in another session (even from the same address), signs in at once.
+    assert store.authenticate("alice", token=token, client=Client("session a", "10.0.0.9")).name == "alice"
+    assert store.authenticate("alice", token=token).name == "alice"  # and with `scicot`, on the server's machine
 
 
-def test_wrong_secrets_are_throttled_per_name_and_in_all(store, clock):
-    before = tables(store)
-    for _ in range(5):
-        with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
-            store.grant_reviewer("rev", "guess")
-    with pytest.raises(PermissionDenied, match="too many wrong attempts"):
-        store.grant_reviewer("rev", "sesame")
-    for i in range(15):  # another name each time: the secret is one, so it is also counted in all
-        with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
-            store.check_secret(f"spray{i}", "guess")
-    for call in (lambda: store.grant_reviewer("other", "sesame"), lambda: store.authenticate("alice", secret="sesame")):
-        with pytest.raises(PermissionDenied, match=f"too many wrong attempts; wait {FAILURE_WINDOW_S} s"):
-            call()
-    assert tables(store) == before  # not a single rater row from any of it
-    assert store.authenticate("alice").new_token  # claiming a new name needs no secret: not locked
+def test_delays_stop_growing_and_end_when_the_tries_leave_the_window(store, clock):
+    store.authenticate("alice")
+    mallory = Client("session m")
+    waited = []
+    while len(failures(store)) < FREE_PER_SESSION + 9:  # wait each delay out, then guess again
+        try:
+            store.authenticate("alice", token="guess", client=mallory)
+        except PermissionDenied as e:
+            if "wait" in str(e):
+                waited.append(int(str(e).split("wait ")[1].split(" s")[0]))
+                clock.now += waited[-1]
+    assert waited == [2, 4, 8, 16, 32, 64, 128, 256]
+    with pytest.raises(PermissionDenied, match=f"wait {MAX_DELAY_S} s"):  # not 512: the delay is capped
+        store.authenticate("alice", token="guess", client=mallory)
     clock.now += FAILURE_WINDOW_S + 1
-    assert store.grant_reviewer("rev", "sesame") == "rev" and store.role("rev") == "reviewer"
+    with pytest.raises(PermissionDenied, match="wrong token"):  # the old tries no longer count
+        store.authenticate("alice", token="guess", client=mallory)
+
+
+def test_an_address_that_guesses_from_many_sessions_is_slowed_down_too(store, clock):
+    before = tables(store)
+    for i in range(FREE_PER_ADDRESS):  # a new session each time, as a script can make them
+        with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
+            store.grant_reviewer("rev", "guess", client=Client(f"session {i}", "10.0.0.9"))
+    with pytest.raises(PermissionDenied, match="wrong reviewer secret"):
+        store.grant_reviewer("rev", "guess", client=Client("session x", "10.0.0.9"))
+    with pytest.raises(PermissionDenied, match="too many wrong attempts from here; wait 2 s"):
+        store.grant_reviewer("rev", "sesame", client=Client("session y", "10.0.0.9"))
+    assert tables(store) == before  # not a single rater row from any of it
+    # The reviewer sign-in is not locked for anyone else.
+    assert store.grant_reviewer("rev", "sesame", client=Client("session r", "10.0.0.1")) == "rev" and store.role("rev") == "reviewer"
+    clock.now += 2
+    assert store.grant_reviewer("rev2", "sesame", client=Client("session y", "10.0.0.9")) == "rev2"
 
 
 def test_old_failures_are_dropped_with_the_next_one(store, clock):

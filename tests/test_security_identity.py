@@ -82,16 +82,18 @@ def test_3_on_a_space_only_the_hugging_face_login_rates(app_deps, monkeypatch):
     assert len(boxes) == 2 and not any(b.visible for b in boxes)
 
 
-# -- 5: reviewer sign-in was not throttled -----------------------------------------------------------
-def test_5_wrong_reviewer_secrets_lock_the_sign_in_over_the_api(app_server):
+# -- 5: reviewer sign-in was not throttled (and then, issue 33, the throttle locked everyone out) ----
+def test_5_wrong_reviewer_secrets_slow_down_that_session_only_over_the_api(app_server):
     url, deps = app_server
     client = Client(url, verbose=False)
-    for _ in range(5):
+    for _ in range(4):
         refusal(client.predict("rev", "guess", api_name="/reviewer_sign_in"), "wrong reviewer secret")
-    # Locked out, even with the right secret: otherwise guessing would simply go on.
-    refusal(client.predict("rev", "sesame", api_name="/reviewer_sign_in"), r"too many wrong attempts; wait \d+ s")
+    # That session must wait now, even with the right secret: otherwise guessing would simply go on.
+    refusal(client.predict("rev", "sesame", api_name="/reviewer_sign_in"), r"too many wrong attempts from here; wait \d+ s")
     refusal(client.predict("jsonl", True, 0, 0, api_name="/export"), "sign in as a reviewer")
     assert deps.store.counts()["raters"] == 0
+    # The reviewer, in a session of their own (the same address: 127.0.0.1), is not locked out.
+    assert Client(url, verbose=False).predict("rev", "sesame", api_name="/reviewer_sign_in") == "rev is a reviewer."
 
 
 # -- 9: written despite failing -----------------------------------------------------------------------

@@ -41,7 +41,11 @@ def test_schema_wal_and_migrations_once(tmp_path):
     assert s.db.conn.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert set(s.db.table_names()) >= {"questions", "rationales", "raters", "ratings", "curation", "auth_failures", "_sqlite_migrations"}
     Store(tmp_path / "x.db")
-    assert [r["name"] for r in s.db.query("select name from _sqlite_migrations")] == ["m001_initial", "m002_rater_tokens_and_auth_failures"]
+    assert [r["name"] for r in s.db.query("select name from _sqlite_migrations")] == [
+        "m001_initial",
+        "m002_rater_tokens_and_auth_failures",
+        "m003_auth_failures_by_client",
+    ]
     assert s.db["ratings"].foreign_keys and s.integrity_ok()
 
 
