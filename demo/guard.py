@@ -20,14 +20,13 @@ owner's page gets the value, the session's remembered copy only `redact(value)`.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-log = logging.getLogger("scicot.app")
+from .reporting import log, message
 
 
 class GuardedBlocks(gr.Blocks):
@@ -67,11 +66,11 @@ async def _misused_route(request, error: Exception):
         raise error
     endpoint = path.rstrip("/").rsplit("/", 1)[-1]
     if isinstance(error, KeyError):
-        message = f"there is no endpoint /{endpoint}; the API page (the app's footer) lists them."
+        why = f"there is no endpoint /{endpoint}; the API page (the app's footer) lists them."
     else:
-        message = str(error).split(" Please ")[0].rstrip(".") + "; the API page (the app's footer) lists its parameters."
-    log.warning("refused %s: %s", endpoint, message)
-    return JSONResponse({"detail": message[:1].upper() + message[1:]}, status_code=400)
+        why = str(error).split(" Please ")[0].rstrip(".") + "; the API page (the app's footer) lists its parameters."
+    log.warning("refused %s: %s", endpoint, why)
+    return JSONResponse({"detail": message(why)}, status_code=400)
 
 
 # For `launch(app_kwargs=...)`: how the app's routes answer a misused keyword API.
@@ -85,16 +84,15 @@ def secret(component, redact: Callable[[Any], Any] | None = None):
     return component
 
 
-def refuse(block_fn, message: str):
+def refuse(block_fn, why: str):
     action = block_fn.api_name or block_fn.name or "event"
-    log.warning("refused %s: %s", action, message)
-    raise gr.Error(message[:1].upper() + message[1:], print_exception=False)
+    log.warning("refused %s: %s", action, why)
+    raise gr.Error(message(why), print_exception=False)
 
 
 def raw_input_problem(blocks: list, values: list, state=None) -> str | None:
-    """What is wrong with the raw `values` sent for `blocks` (None when nothing is)."""
-    if not isinstance(values, list):
-        return f"send the inputs as a list of {len(blocks)} values."
+    """What is wrong with the raw `values` sent for `blocks` (None when nothing is); Gradio's
+    request schema has already refused `data` that is not a list."""
     if len(values) != len(blocks):
         names = ", ".join(_name(b) for b in blocks if not b.skip_api) or "none"
         return f"this endpoint takes {sum(not b.skip_api for b in blocks)} inputs ({names}); you sent {len(values)}."

@@ -16,7 +16,7 @@ from .render import safe
 log = logging.getLogger("scicot.app")
 
 
-def message(error: ScicotError) -> str:
+def message(error: ScicotError | str) -> str:
     """The error as a sentence: domain messages start in lower case, to follow a colon in the CLI."""
     text = str(error)
     return text[:1].upper() + text[1:]
