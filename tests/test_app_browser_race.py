@@ -2,6 +2,7 @@
 slow on purpose: an item's form is pinned to that item, nothing typed is overwritten by a reply
 that arrives later, and a save for another item than the current one is refused."""
 
+import threading
 import time
 
 import pytest
@@ -26,6 +27,26 @@ def slow(app_server, monkeypatch):
 
         monkeypatch.setattr(deps.store, name, delayed)
     return deps
+
+
+@pytest.fixture
+def held(app_server, monkeypatch):
+    """The server finds a rater's next item only once the test lets it (`held.set()`): a reply
+    as late as the test needs, however slow the machine (at most 60 s, so a test never hangs)."""
+    deps = app_server[1]
+    gate = threading.Event()
+    original = deps.store.next_item
+    calls = []
+
+    def waiting(*args, **kwargs):
+        calls.append(time.monotonic())
+        if len(calls) > 1:  # the first is the sign-in's own item
+            gate.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(deps.store, "next_item", waiting)
+    gate.deps, gate.calls = deps, calls
+    return gate
 
 
 @pytest.fixture
@@ -94,17 +115,19 @@ def test_a_reply_for_another_item_keeps_an_unsaved_edit_and_says_so(page, app_se
     assert clean == ["its text", second, "its text", ""]  # with nothing typed, the new item's text comes in
 
 
-def test_typing_after_the_lock_ran_out_keeps_the_edit_when_the_late_reply_comes(page, app_server, slow):
+def test_typing_after_the_lock_ran_out_keeps_the_edit_when_the_late_reply_comes(page, app_server, held):
     """The whole path in the page: Skip is on its way, the form's lock runs out (as its watchdog
     lets it, for a reply that takes too long), the rater types, and then the next item arrives."""
-    deps = slow
+    deps = held.deps
     first, second = queue(deps, 2)
     assert sign_in(page) == first
     page.get_by_text("Edit this rationale").click()
     page.click("#rate-skip")
+    page.wait_for_function("window.scicotForms.state.rate.state === 'loading'")
     page.evaluate("() => { window.scicotForms.state.rate.state = 'ready'; }")  # what the 30 s watchdog does, at once
     page.wait_for_function("!document.querySelector('#rate-edit textarea').readOnly")
     page.fill("#rate-edit textarea", "My unsaved edit of the first item.")
+    held.set()  # only now does the next item come
     assert ready(page, other_than=first) == second
     status_of(page, "#rate-edit-note", f"A new item is waiting ({second})")
     assert page.input_value("#rate-edit textarea") == "My unsaved edit of the first item."
