@@ -45,7 +45,7 @@ FORMS_JS = """
              shows: [], clicks: ["#curate-table .body-cell"], enters: ["#curate-selected"]},
   };
   const state = {};
-  for (const name in forms) state[name] = {state: "ready", item: "", editFor: "", timer: null};
+  for (const name in forms) state[name] = {state: "ready", item: "", editFor: "", timer: null, typed: {}};
   const field = (id) => document.querySelector(`#${id} textarea, #${id} input`);
   const apply = (name) => {
     const f = forms[name], s = state[name], panel = document.getElementById(f.panel), edit = document.getElementById(f.edit);
@@ -86,17 +86,35 @@ FORMS_JS = """
   window.scicotForms = {
     state,
     busy: (name) => state[name].state === "loading",
+    typed(name, values, boxes) {  // an event's input values, each box at its position as typed
+      for (const [i, id] of Object.entries(boxes)) {
+        const text = state[name].typed[id];
+        if (text === undefined) continue;
+        values[Number(i)] = text;
+        const box = field(id);
+        if (box && box.value !== text) { box.value = text; box.dispatchEvent(new Event("input", {bubbles: true})); }
+      }
+      return values;
+    },
     askDone() { asks += 1; askRun(false); },
     adopt(name, pin, next, current, editFor, base, note) {
       pin = pin || ""; next = next || ""; current = current || ""; editFor = editFor || ""; base = base || "";
       let out;
+      const typed = state[name].typed, edit = forms[name].edit;
       if (editFor === pin) out = [current, editFor, base, ""];  // the same item: the box stays as it is
-      else if (editFor && current !== base) out = [current, editFor, base, note.replace("{old}", editFor).replace("{new}", pin)];
-      else out = [next, pin, next, ""];
+      else if (editFor && current !== base) {
+        out = [current, editFor, base, note.replace("{old}", editFor).replace("{new}", pin)];
+        state[name].typed = edit in typed ? {[edit]: typed[edit]} : {};  // the new item's other boxes come empty
+      } else { out = [next, pin, next, ""]; state[name].typed = {}; }
       settle(name, pin, out[0], out[1]);
       return out;
     },
   };
+  // What the rater typed into a form's boxes, kept apart from the framework's copy of them: an
+  // event that sends a box sends this (typed()), so a click at once after typing carries it.
+  document.addEventListener("input", (e) => {
+    for (const name in forms) for (const id of forms[name].boxes) if (e.target.closest?.(`#${id}`)) state[name].typed[id] = e.target.value;
+  }, true);
   document.addEventListener("click", (e) => {
     for (const name in forms) if (forms[name].clicks.some((sel) => e.target.closest?.(sel))) lock(name);
     const go = e.target.closest?.("#ask-go");
@@ -117,6 +135,12 @@ def adopt_js(form: str, note: str) -> str:
     item's text, the edit box, the item it is pinned to, the text it was given); outputs (the
     edit box, its pin, its given text, the note). `note` may name {old} and {new}."""
     return f"(pin, next, current, editFor, base) => window.scicotForms.adopt({json.dumps(form)}, pin, next, current, editFor, base, {json.dumps(note)})"
+
+
+def typed_js(form: str, count: int, boxes: dict[int, str]) -> str:
+    """The `js` of an event that sends a form's boxes: its `count` input values, the box at each
+    position of `boxes` (position: element id) as the rater typed it."""
+    return f"(...values) => window.scicotForms.typed({json.dumps(form)}, values.slice(0, {count}), {json.dumps(boxes)})"
 
 
 # Run when an ask has ended, answered or not: `#ask-run` then says data-state="done" and counts it.

@@ -21,7 +21,7 @@ from scicot_core.settings import Settings
 from . import handlers as h
 from . import handlers_curate as hr
 from . import plots
-from .assets import ASK_DONE_JS, CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help
+from .assets import ASK_DONE_JS, CSS, RELEASE_FOCUS_JS, adopt_js, page_js, shortcuts_help, typed_js
 from .deps import Deps
 from .guard import APP_KWARGS, GuardedBlocks, secret
 from .render import LATEX
@@ -250,6 +250,7 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
             [status, *item_outputs],
             api_name="next_item",
             concurrency_limit=None,
+            js=typed_js("rate", 4, {3: "rate-edit"}),
         )
     )
 
@@ -265,6 +266,7 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
             [status, *item_outputs, edit_base],
             api_name="submit_rating",
             concurrency_limit=None,
+            js=typed_js("rate", 5 + len(scores) + 2, {4: "rate-edit", 5 + len(scores) + 1: "rate-comment"}),
         )
     )
 
@@ -279,13 +281,21 @@ def rate_tab(deps: Deps, rater: gr.State, rationale_id: gr.State) -> None:
             [status, *item_outputs],
             api_name="skip",
             concurrency_limit=None,
+            js=typed_js("rate", 5, {4: "rate-edit"}),
         )
     )
 
     def saved(who, rid, edit_id, text):
         return h.save_edit(deps, who, rid, edit_id, text), text  # the saved text is the box's new given text
 
-    save.click(reported(saved, 2), [rater, rationale_id, edit_for, edit], [status, edit_base], api_name="save_edit", concurrency_limit=None)
+    save.click(
+        reported(saved, 2),
+        [rater, rationale_id, edit_for, edit],
+        [status, edit_base],
+        api_name="save_edit",
+        concurrency_limit=None,
+        js=typed_js("rate", 4, {3: "rate-edit"}),
+    )
     discard.click(
         None,
         [pin, edit_next],
@@ -394,6 +404,7 @@ def curate_tab(deps: Deps, reviewer: gr.State) -> tuple[gr.Timer, gr.Markdown]:
         [done, table, edited_base],
         api_name="decide",
         concurrency_limit=None,
+        js=typed_js("curate", 10, {5: "curate-edited"}),
     )
 
     def exported(*args):

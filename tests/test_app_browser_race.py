@@ -140,6 +140,22 @@ def test_typing_after_the_lock_ran_out_keeps_the_edit_when_the_late_reply_comes(
     assert edits(deps) == []  # nothing was saved for either item, and the skip of the first stands
 
 
+def test_a_save_sends_what_was_typed_even_if_the_box_was_set_again_after_it(page, app_server):
+    """A loaded run (5 of 20) saved an item's own text after a fill and a click at once: the
+    page's copy of the box had not taken the typing. The box is set back here without an input
+    event, as such an update does; the save still carries the typing, and the box shows it again."""
+    deps = app_server[1]
+    first, _ = queue(deps, 2)
+    assert sign_in(page) == first
+    page.get_by_text("Edit this rationale").click()
+    page.fill("#rate-edit textarea", "Typed, then set back. Thus, the answer is (C).")
+    page.evaluate("(text) => { document.querySelector('#rate-edit textarea').value = text; }", deps.store.rationale(first)["text"])
+    page.click("#rate-save-edit")
+    status_of(page, "#rate-status", "Saved your edit")
+    assert [e["text"] for e in edits(deps)] == ["Typed, then set back. Thus, the answer is (C)."]
+    assert page.input_value("#rate-edit textarea") == "Typed, then set back. Thus, the answer is (C)."
+
+
 def test_discard_restores_the_items_text_and_submit_saves_an_unsaved_edit(page, app_server):
     # (Next past an unsaved edit is refused: test_app_handlers covers it; in the browser, a Next
     # clicked at once after typing reached the server without the typing once in a CI-like run.)
