@@ -176,8 +176,9 @@ def _register_subgroups() -> None:
     from .cli_compare import compare
     from .cli_db import db
     from .cli_method import eval_, sample, teach, train
+    from .cli_run import run
 
-    for command in (db, teach, train, sample, eval_, compare):
+    for command in (db, teach, train, sample, eval_, compare, run):
         main.add_command(command)
 
 

@@ -19,7 +19,7 @@ from scicot_core.generated import GeneratedCheckpoint
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters, saved_sentence_cap
-from scicot_core.train import TrainConfig
+from scicot_core.train import TrainConfig, setting
 from scicot_core.train import main as run_train
 
 from .cli_teacher import teacher_option
@@ -176,24 +176,15 @@ def train(stage, data, sources, max_per_question, correct_only, extra_questions,
 
 def _override(config: TrainConfig, item: str) -> None:
     name, _, raw = item.partition("=")
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-    if name not in kinds:
-        raise ConfigError(f"unknown training setting {name!r}; choose from {sorted(kinds)}.")
-    declared = str(kinds[name])  # "int", "float", "bool", "str", "list[str]", "int | None", "str | None"
-    kind, optional = declared.split(" | ")[0], declared.endswith("| None")
-    if kind == "str":
-        value = None if optional and raw == "null" else raw  # text as given, even when it looks like JSON
+    kind = {f.name: str(f.type) for f in fields(TrainConfig)}.get(name, "")
+    if kind.startswith("str"):  # text as given, even when it looks like JSON
+        value = None if kind.endswith("| None") and raw == "null" else raw
     else:
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
-        wanted = {"int": int, "float": (int, float), "bool": bool, "list[str]": list}[kind]
-        if not (value is None and optional) and (not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool))):
-            words = {"int": "a whole number", "float": "a number", "bool": "true or false", "list[str]": 'a JSON list, e.g. ["q_proj"]'}
-            raise ConfigError(f"--set {name}={raw!r}: {name} takes {words[kind]}{' or null' if optional else ''}.")
-        value = float(value) if kind == "float" and value is not None else value
-    setattr(config, name, value)
+    setattr(config, name, setting(name, value, f"--set {name}={raw!r}"))
 
 
 @click.command(name="eval")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import formats
@@ -110,6 +110,29 @@ class TrainConfig:
     @classmethod
     def load(cls, folder: Path) -> TrainConfig:
         return cls(**json.loads((Path(folder) / CONFIG_FILE).read_text()))
+
+
+# What a setting's declared type accepts, in words for a message.
+_KINDS = {"int": int, "float": (int, float), "bool": bool, "list[str]": list, "str": str}
+_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "list[str]": 'a list, e.g. ["q_proj"]', "str": "text"}
+
+
+def setting(name: str, value, where: str = "") -> object:
+    """`value` as TrainConfig field `name` holds it (an int accepted for a float), or a
+    ConfigError naming the field and the type it takes; `where` says where the value came from."""
+    declared = {f.name: str(f.type) for f in fields(TrainConfig)}
+    where = where or name
+    if name not in declared:
+        raise ConfigError(f"{where}: unknown training setting {name!r}; choose from {sorted(declared)}.")
+    kind, optional = declared[name].split(" | ")[0], declared[name].endswith("| None")
+    if value is None and optional:
+        return None
+    wanted = _KINDS[kind]
+    if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {name} takes {_WORDS[kind]}{' or null' if optional else ''}.")
+    if kind == "list[str]" and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {name} takes {_WORDS[kind]} of text.")
+    return float(value) if kind == "float" else value
 
 
 @dataclass

@@ -53,11 +53,8 @@ def test_counts_and_sign_test(tmp_path):
 
 
 def test_sign_test_matches_the_recorded_choices_check():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from paired import sign_test_p
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from scicot_core.paired import sign_test_p
+
     assert round(sign_test_p(17, 33), 3) == 0.033  # docs/benchmarks.md: 33 vs 17, p = 0.03
     assert round(sign_test_p(43, 20), 4) == 0.0052  # 43 vs 20, p = 0.005
     assert sign_test_p(0, 0) == 1.0 and sign_test_p(5, 5) == 1.0

@@ -1,0 +1,471 @@
+"""Recipes: one TOML file per experiment (`recipes/*.toml`), its steps checked before anything
+runs, and the plan `scicot run` follows (demo/cli_run.py).
+
+A recipe names its steps in order; each step has a kind (pick, train, sample, eval, ship), its
+data and settings, and optionally arms: variants of the step, each a table of keys laid over the
+step's own. A value `@step[:arm][/file]` is what an earlier step made; `@shipped` is the
+package's distilled student. Every refusal names the recipe, the key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .distillation_set import rationale_files
+from .errors import ConfigError
+from .evaluate import VARIANTS
+from .questions import DATASETS, SPLITS, split_path
+from .student import STAGES
+from .train import TrainConfig, setting
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+# What each kind of step takes: key -> type name ("adapters": a folder or {stage: folder}).
+COMMON = {"kind": "str", "about": "str", "arms": "table", "final": "bool"}
+KINDS: dict[str, dict[str, str]] = {
+    "pick": {"questions": "str", "rationales": "str", "n": "int", "seed": "int"},
+    "train": {
+        "stage": "str",
+        "data": "list",
+        "sources": "list",
+        "questions": "list",
+        "max_per_question": "int",
+        "correct_only": "bool",
+        "student_rationales": "list",
+        "full": "bool",
+        "settings": "table",
+    },
+    "sample": {
+        "questions": "str",
+        "adapters": "adapters",
+        "samples": "int",
+        "temperature": "number",
+        "top_p": "number",
+        "seed": "int",
+        "max_tokens": "int",
+        "batch_size": "int",
+        "fold": "str",
+        "limit": "int",
+    },
+    "eval": {
+        "dataset": "str",
+        "split": "str",
+        "questions": "str",
+        "adapters": "adapters",
+        "variants": "list",
+        "rationales": "list",
+        "samples": "int",
+        "temperature": "number",
+        "top_p": "number",
+        "seed": "int",
+        "max_tokens": "int",
+        "max_sentences": "int",
+        "prior_weight": "number",
+        "batch_size": "int",
+        "limit": "int",
+    },
+    "ship": {"adapters": "adapters", "dest": "str", "reports": "list"},
+}
+REQUIRED = {
+    "pick": ("questions",),
+    "train": ("stage",),
+    "sample": ("questions", "adapters"),
+    "eval": ("adapters",),
+    "ship": ("adapters", "dest", "reports"),
+}
+# The files each kind makes, as `@step/<file>` may name them (a pick also writes its rationale file).
+MAKES = {
+    "pick": {"questions.jsonl"},
+    "sample": {"rationales.jsonl"},
+    "eval": {"predictions.jsonl", "results.json"},
+    "train": set(),
+    "ship": set(),
+}
+TOP = {"recipe": {"name": "str", "about": "str", "baseline": "str", "data_dir": "str"}, "defaults": None, "steps": None}
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+REF = re.compile(r"^@([a-z0-9][a-z0-9_-]*)(?::([a-z0-9][a-z0-9_-]*))?(?:/(.+))?$")
+SHIPPED = "shipped"
+_TYPES = {"str": str, "int": int, "bool": bool, "number": (int, float), "list": list, "table": dict}
+
+
+@dataclass
+class Step:
+    """One step of a plan: a kind, its keys with its arm laid over them, and the steps it reads."""
+
+    name: str
+    arm: str | None
+    kind: str
+    keys: dict
+    needs: list[str] = field(default_factory=list)  # ids of the steps it reads, in order
+    splits: set[str] = field(default_factory=set)  # the splits its output came from
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.arm}" if self.arm else self.name
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}/{self.arm}" if self.arm else self.name
+
+    @property
+    def on_test(self) -> bool:
+        return "test" in self.splits
+
+
+@dataclass
+class Recipe:
+    """A checked recipe: its name, the baseline its paired counts are against, its steps in order."""
+
+    path: Path
+    name: str
+    about: str
+    baseline: str | None
+    data_dir: Path | None
+    steps: list[Step]
+    sha256: str
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """`@step[:arm][/file]` resolved: the id of the step it names (None for @shipped) and the file."""
+
+    step_id: str | None
+    file: str
+
+
+def load(path: Path, data_dir: Path | None = None, smoke: int | None = None, fallback_data_dir: Path | None = None) -> Recipe:
+    """Read and check a recipe: unknown keys, wrong types, files that are not there, references
+    to no earlier step, and a test split feeding anything but a ship step are refused here,
+    before a step runs. The data directory is `data_dir`, else the recipe's own (relative to
+    the recipe file), else `fallback_data_dir`. `smoke` takes that many questions and steps
+    everywhere."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; give a recipe file, e.g. recipes/choices-check.toml.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{where} is not valid TOML ({e}); fix that line.") from None
+    _keys(raw, {k: "table" for k in TOP}, where, required=("recipe", "steps"))
+    head = raw["recipe"]
+    _keys(head, TOP["recipe"], f"{where}: [recipe]", required=("name",))
+    if not NAME.match(head["name"]):
+        raise ConfigError(f"{where}: [recipe] name {head['name']!r}: use lower-case letters, digits, - and _.")
+    data = data_dir or (path.parent / head["data_dir"] if "data_dir" in head else fallback_data_dir)
+    defaults = raw.get("defaults", {})
+    _keys(defaults, {k: "table" for k in KINDS}, f"{where}: [defaults]")
+    steps: list[Step] = []
+    for name, body in raw["steps"].items():
+        steps += _expand(name, body, defaults, where)
+    if not steps:
+        raise ConfigError(f"{where}: no steps; add at least one [steps.NAME] table.")
+    recipe = Recipe(path, head["name"], head.get("about", ""), head.get("baseline"), data, steps, sha256(path))
+    for step in steps:
+        if smoke:
+            _smoke(step, smoke)
+        _check(step, recipe, f"{where}: steps.{step.id}")
+    if recipe.baseline:
+        _check_baseline(recipe, where)
+    return recipe
+
+
+def sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _keys(table, kinds: dict[str, str], where: str, required: tuple[str, ...] = ()) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table.")
+    for key, value in table.items():
+        if key not in kinds:
+            raise ConfigError(f"{where}: unknown key {key!r}; it takes {', '.join(sorted(kinds))}.")
+        _type(value, kinds[key], f"{where}: {key}")
+    for key in required:
+        if key not in table:
+            raise ConfigError(f"{where}: {key} is missing; add it.")
+
+
+def _type(value, kind: str | None, where: str) -> None:
+    if kind is None:
+        return
+    if kind == "adapters":
+        if isinstance(value, str) or (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            return
+        raise ConfigError(f"{where} takes a folder ('@step') or a table of stage = folder, not {value!r}.")
+    wanted = _TYPES[kind]
+    if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
+        words = {
+            "str": "text",
+            "int": "a whole number",
+            "bool": "true or false",
+            "number": "a number",
+            "list": "a list",
+            "table": "a table",
+        }
+        raise ConfigError(f"{where} takes {words[kind]}, not {value!r}.")
+    if kind == "list" and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} takes a list of text, not {value!r}.")
+
+
+def _expand(name: str, body, defaults: dict, where: str) -> list[Step]:
+    """A step table as one Step, or one per arm, defaults and arm laid over the step's keys."""
+    here = f"{where}: steps.{name}"
+    if not NAME.match(name) or name == SHIPPED:
+        raise ConfigError(f"{here}: name steps with lower-case letters, digits, - and _ (and not {SHIPPED!r}).")
+    if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+        raise ConfigError(f"{here}: kind is missing; give one of {', '.join(KINDS)}.")
+    kind = body["kind"]
+    if kind not in KINDS:
+        raise ConfigError(f"{here}: unknown kind {kind!r}; give one of {', '.join(KINDS)}.")
+    kinds = COMMON | KINDS[kind]
+    _keys(body, kinds, here, REQUIRED[kind] if "arms" not in body else ())
+    base = _merge(defaults.get(kind, {}), {k: v for k, v in body.items() if k != "arms"})
+    _keys(base, kinds, f"{where}: [defaults.{kind}]")
+    arms = body.get("arms")
+    if arms is None:
+        return [Step(name, None, kind, base)]
+    if not arms:
+        raise ConfigError(f"{here}: arms is empty; give at least one [steps.{name}.arms.NAME] table or drop arms.")
+    steps = []
+    for arm, keys in arms.items():
+        at = f"{here}.arms.{arm}"
+        if not NAME.match(arm):
+            raise ConfigError(f"{at}: name arms with lower-case letters, digits, - and _.")
+        _keys(keys, KINDS[kind] | {"about": "str", "final": "bool"}, at)
+        merged = _merge(base, keys)
+        _keys(merged, kinds, at, REQUIRED[kind])
+        steps.append(Step(name, arm, kind, merged))
+    return steps
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def _smoke(step: Step, n: int) -> None:
+    """N questions and N steps: picks take N, trainings stop after N steps on N examples, samples
+    and evaluations read the first N questions."""
+    keys = step.keys
+    if step.kind == "pick":
+        keys["n"] = min(keys.get("n") or n, n)
+    elif step.kind == "train":
+        keys["settings"] = keys.get("settings", {}) | {"max_steps": n, "limit": n}
+    elif step.kind in ("sample", "eval"):
+        keys["limit"] = n
+
+
+def parse_ref(value: str, step: Step, recipe: Recipe, where: str) -> Ref:
+    """`@step[:arm][/file]` as the earlier step it names; a step with arms is read arm by arm:
+    with no arm given, the arm of the same name as the reading step's."""
+    match = REF.match(value)
+    if not match:
+        raise ConfigError(f"{where}: {value!r} is no reference; write @step, @step:arm or @step/file.")
+    name, arm, file = match.groups()
+    if name == SHIPPED:
+        if arm:
+            raise ConfigError(f"{where}: @{SHIPPED} has no arms; write @{SHIPPED}/<stage>.")
+        return Ref(None, file or "")
+    earlier = recipe.steps[: recipe.steps.index(step)]
+    named = [s for s in earlier if s.name == name]
+    if not named:
+        later = any(s.name == name for s in recipe.steps)
+        raise ConfigError(f"{where}: {value!r} names {'a later step' if later else 'no step'}; a step reads only the steps above it.")
+    if named[0].arm is None:
+        if arm:
+            raise ConfigError(f"{where}: step {name} has no arms; write @{name}{'/' + file if file else ''}.")
+        target = named[0]
+    else:
+        wanted = arm or step.arm
+        found = [s for s in named if s.arm == wanted]
+        if not found:
+            arms = ", ".join(s.arm for s in named)
+            raise ConfigError(f"{where}: {value!r}: step {name} has arms {arms}; name one, as @{name}:{named[0].arm}.")
+        target = found[0]
+    if file and target.kind in MAKES and file not in _makes(target):
+        raise ConfigError(f"{where}: step {target.id} makes no {file!r}; it makes {', '.join(sorted(_makes(target))) or 'a folder'}.")
+    return Ref(target.id, file or "")
+
+
+def _makes(step: Step) -> set[str]:
+    extra = {Path(step.keys["rationales"]).name} if step.kind == "pick" and "rationales" in step.keys else set()
+    return MAKES[step.kind] | extra
+
+
+def references(step: Step) -> list[tuple[str, str]]:
+    """(key, value) of every value of a step that may name an earlier step, in key order."""
+    found = []
+    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters"):
+        value = step.keys.get(key)
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        found += [(key, v) for v in values if isinstance(v, str) and v.startswith("@")]
+    return found
+
+
+def _check(step: Step, recipe: Recipe, where: str) -> None:
+    keys = step.keys
+    for key, value in references(step):
+        ref = parse_ref(value, step, recipe, f"{where}: {key}")
+        if ref.step_id:
+            source = recipe.step(ref.step_id)
+            step.needs.append(ref.step_id)
+            step.splits |= source.splits
+            if source.on_test and step.kind != "ship":
+                raise ConfigError(
+                    f"{where}: {key} reads {value!r}, made from a test split: test splits are for final reports only, "
+                    "never for a choice; read a dev step instead."
+                )
+    getattr(_Checks, step.kind)(step, recipe, where)
+    if step.kind == "train" and step.splits - {"train"}:
+        raise ConfigError(f"{where}: it would train on {'/'.join(sorted(step.splits - {'train'}))} questions; train on train splits only.")
+    if step.on_test and step.kind == "eval" and not keys.get("final"):
+        raise ConfigError(f"{where}: it scores a test split; mark it final = true (final candidates only: `scicot run --test` runs it).")
+
+
+def _data_file(recipe: Recipe, relative: str, where: str) -> Path:
+    if recipe.data_dir is None:
+        raise ConfigError(f"{where}: {relative!r} is read from the data directory; give --data-dir (or data_dir under [recipe]).")
+    path = recipe.data_dir / relative
+    if not path.is_file():
+        raise ConfigError(f"{where}: {path} is missing; point --data-dir at a folder that has {relative}.")
+    return path
+
+
+def _split(recipe: Recipe, name: str, where: str) -> str:
+    """A `dataset/split` name checked against the data directory; returns the split."""
+    dataset, _, split = name.partition("/")
+    if dataset not in DATASETS or split not in SPLITS:
+        raise ConfigError(f"{where}: {name!r} is no dataset/split; write e.g. arc_easy/train ({', '.join(DATASETS)}; {', '.join(SPLITS)}).")
+    _data_file(recipe, str(split_path(Path("."), dataset, split)), where)
+    return split
+
+
+class _Checks:
+    """Per kind: the keys' values, beyond their types."""
+
+    @staticmethod
+    def pick(step: Step, recipe: Recipe, where: str) -> None:
+        step.splits.add(_split(recipe, step.keys["questions"], f"{where}: questions"))
+        if "rationales" in step.keys:
+            _data_file(recipe, step.keys["rationales"], f"{where}: rationales")
+        if step.keys.get("n", 0) < 0:
+            raise ConfigError(f"{where}: n is a number of questions (0: all), not {step.keys['n']}.")
+
+    @staticmethod
+    def train(step: Step, recipe: Recipe, where: str) -> None:
+        keys = step.keys
+        if keys["stage"] not in STAGES:
+            raise ConfigError(f"{where}: stage {keys['stage']!r}; give one of {', '.join(STAGES)}.")
+        for name in keys.get("questions", []):
+            step.splits.add(_split(recipe, name, f"{where}: questions"))
+        for name in keys.get("data", []) + keys.get("student_rationales", []):
+            if not name.startswith("@"):
+                _data_file(recipe, name, f"{where}: data")
+                step.splits.add(_file_split(name))
+        if keys.get("sources"):
+            if recipe.data_dir is None:
+                raise ConfigError(f"{where}: sources are read from the data directory; give --data-dir.")
+            for pattern in keys["sources"]:
+                if not rationale_files(recipe.data_dir, [pattern]):
+                    raise ConfigError(f"{where}: sources: no rationale file of {recipe.data_dir / 'rationales'} matches {pattern!r}.")
+        config = TrainConfig(keys["stage"], ["?"], "?", data_dir=str(recipe.data_dir or "") or None)
+        for name, value in keys.get("settings", {}).items():
+            setattr(config, name, setting(name, value, f"{where}: settings.{name}"))
+        config.student_rationales = keys.get("student_rationales", [])
+        config.sources, config.questions = keys.get("sources", []), keys.get("questions", [])
+        try:
+            config.check()
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+    @staticmethod
+    def sample(step: Step, recipe: Recipe, where: str) -> None:
+        _questions(step, recipe, where)
+        _adapters(step, where)
+
+    @staticmethod
+    def eval(step: Step, recipe: Recipe, where: str) -> None:
+        keys = step.keys
+        if ("dataset" in keys) != ("split" in keys) or ("dataset" in keys) == ("questions" in keys):
+            raise ConfigError(f"{where}: give dataset and split, or questions, for the questions it scores.")
+        if "dataset" in keys:
+            step.splits.add(_split(recipe, f"{keys['dataset']}/{keys['split']}", f"{where}: dataset"))
+        else:
+            _questions(step, recipe, where)
+        unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"{where}: variants: unknown {unknown[0]!r}; give some of {', '.join(VARIANTS)}.")
+        _adapters(step, where)
+
+    @staticmethod
+    def ship(step: Step, recipe: Recipe, where: str) -> None:
+        _adapters(step, where)
+        if not isinstance(step.keys["adapters"], dict):
+            raise ConfigError(f"{where}: adapters takes a table of stage = '@step', the stages to ship.")
+        dest = Path(step.keys["dest"])
+        if dest.is_absolute() or ".." in dest.parts or dest.parts[:1] != ("candidates",):
+            raise ConfigError(f"{where}: dest {step.keys['dest']!r}: ship into candidates/<name> of the repository.")
+
+
+def _file_split(name: str) -> str:
+    """The split a shared data file belongs to, from its name (`*_train.jsonl`, `arc_easy/dev.jsonl`)."""
+    stem = Path(name).stem
+    return next((s for s in SPLITS if stem == s or stem.endswith("_" + s)), "train")
+
+
+def _questions(step: Step, recipe: Recipe, where: str) -> None:
+    value = step.keys["questions"]
+    if not value.startswith("@"):
+        step.splits.add(_split(recipe, value, f"{where}: questions"))
+
+
+def _adapters(step: Step, where: str) -> None:
+    value = step.keys["adapters"]
+    if isinstance(value, str) and not value.startswith("@"):
+        raise ConfigError(f"{where}: adapters {value!r}: name a step (@step) or @{SHIPPED}.")
+    for stage, folder in value.items() if isinstance(value, dict) else []:
+        if stage not in STAGES:
+            raise ConfigError(f"{where}: adapters.{stage}: no such stage; give some of {', '.join(STAGES)}.")
+        if not folder.startswith("@"):
+            raise ConfigError(f"{where}: adapters.{stage} = {folder!r}: name a train step (@step) or @{SHIPPED}/{stage}.")
+
+
+def _check_baseline(recipe: Recipe, where: str) -> None:
+    """`baseline = "step[:arm]/variant"`: an eval step of the recipe and one of its variants."""
+    target, _, variant = recipe.baseline.partition("/")
+    evals = {s.id: s for s in recipe.steps if s.kind == "eval"}
+    if target not in evals or not variant:
+        raise ConfigError(
+            f"{where}: [recipe] baseline {recipe.baseline!r}: write eval-step[:arm]/variant; its eval steps are {', '.join(evals) or 'none'}."
+        )
+    named = evals[target].keys.get("variants")
+    if named and variant not in named:
+        raise ConfigError(f"{where}: [recipe] baseline {recipe.baseline!r}: step {target} scores {', '.join(named)}.")
+
+
+def step_hash(step: Step, recipe: Recipe, done: dict[str, str]) -> str:
+    """What a step's output depends on: its kind and keys, the data directory, and the hashes of
+    the steps it reads (`done`); a change to any of them makes the step run again."""
+    keys = {k: v for k, v in step.keys.items() if k != "about"}  # words about a step change nothing it makes
+    body = {
+        "kind": step.kind,
+        "keys": keys,
+        "data_dir": str(Path(recipe.data_dir or "").resolve()),
+        "needs": {n: done[n] for n in step.needs},
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,311 @@
+"""Recipes and `scicot run`: a bad recipe is refused before anything runs, a run resumes (done
+steps skipped, a torn one run again, a changed one and what reads it started over), and its report
+card and summary hold what the docs' tables are made from."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from demo.cli import main
+from scicot_core import recipes
+from scicot_core.errors import ConfigError
+from scicot_core.questions import sample_items
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def sample_data(folder: Path) -> Path:
+    """A data directory in the shared layout made of the bundled sample questions: every split of
+    every dataset, and an EntailmentBank-named rationale file for ARC-Easy train."""
+    lines = [json.dumps(q.to_ai2()) for q, _ in sample_items()]
+    for dataset in ("arc_easy", "arc_challenge", "openbookqa"):
+        (folder / dataset).mkdir(parents=True)
+        for split in ("train", "dev", "test"):
+            (folder / dataset / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "rationales").mkdir()
+    rows = [{"id": q.id, "rationale": text, "teacher": "human", "teacher_answer": q.answer_key} for q, text in sample_items()]
+    (folder / "rationales" / "entailmentbank_arc_easy_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+TINY = """
+[recipe]
+name = "tiny"
+about = "A recipe of every kind of step but ship, on the sample questions."
+baseline = "eval:lm/answer-only"
+
+[defaults.train.settings]
+batch_size = 4
+max_length = 96
+max_steps = 2
+save_steps = 1
+logging_steps = 1
+target_modules = ["q_proj", "v_proj"]
+
+[steps.questions]
+kind = "pick"
+questions = "arc_easy/train"
+rationales = "rationales/entailmentbank_arc_easy_train.jsonl"
+n = 6
+
+[steps.stage1]
+kind = "train"
+stage = "rationale"
+data = ["@questions/entailmentbank_arc_easy_train.jsonl"]
+
+[steps.own]
+kind = "sample"
+questions = "@questions/questions.jsonl"
+adapters = { rationale = "@stage1" }
+samples = 1
+max_tokens = 4
+
+[steps.answer]
+kind = "train"
+stage = "answer"
+data = ["@questions/entailmentbank_arc_easy_train.jsonl"]
+student_rationales = ["@own/rationales.jsonl"]
+arms.lm.settings.objective = "lm"
+arms.choices.settings.objective = "choices"
+
+[steps.answer-only]
+kind = "train"
+stage = "answer-only"
+data = ["@questions/entailmentbank_arc_easy_train.jsonl"]
+
+[steps.eval]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+limit = 5
+max_tokens = 4
+adapters = { rationale = "@stage1", answer = "@answer", answer-only = "@answer-only" }
+variants = ["answer-only", "two-stage"]
+arms.lm = {}
+arms.choices.rationales = ["@eval:lm/predictions.jsonl"]
+"""
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return sample_data(tmp_path / "data")
+
+
+def write(folder: Path, text: str, name: str = "r.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def scicot(args: list[str], env: dict | None = None):
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+# -- refused before anything runs -------------------------------------------------------------
+
+BAD = [
+    ("unknown step key", ("n = 6", "n = 6\nepoch = 2"), "steps.questions: unknown key 'epoch'"),
+    ("unknown setting", ("max_steps = 2", "max_steps = 2\nepoch = 2"), "unknown training setting 'epoch'"),
+    ("wrong type", ("n = 6", 'n = "six"'), "steps.questions: n takes a whole number, not 'six'"),
+    ("wrong setting type", ("batch_size = 4", 'batch_size = "4"'), "settings.batch_size: batch_size takes a whole number"),
+    ("missing file", ('entailmentbank_arc_easy_train.jsonl"\nn', 'entailmentbank_arc_challenge_train.jsonl"\nn'), "is missing"),
+    ("unknown kind", ('kind = "pick"', 'kind = "choose"'), "unknown kind 'choose'"),
+    ("no stage", ('stage = "rationale"\n', ""), "steps.stage1: stage is missing"),
+    ("unknown stage", ('stage = "rationale"', 'stage = "writer"'), "stage 'writer'"),
+    ("later step", ('data = ["@questions/', 'data = ["@own/'), "names a later step"),
+    ("no such step", ('data = ["@questions/', 'data = ["@pick/'), "names no step"),
+    ("file a step does not make", ("@own/rationales.jsonl", "@own/own.jsonl"), "step own makes no 'own.jsonl'"),
+    ("arm of a step without arms", ('rationale = "@stage1"', 'rationale = "@stage1:lm"'), "step stage1 has no arms"),
+    ("unknown variant", ('variants = ["answer-only", "two-stage"]', 'variants = ["answer-only", "three-stage"]'), "unknown 'three-stage'"),
+    ("bad objective", ('objective = "choices"', 'objective = "choice"'), "unknown objective 'choice'"),
+    ("train on dev", ('stage = "answer-only"', 'stage = "answer-only"\nquestions = ["arc_easy/dev"]'), "train on train splits only"),
+    ("test without final", ('split = "dev"', 'split = "test"'), "mark it final = true"),
+    ("baseline of no step", ('baseline = "eval:lm/answer-only"', 'baseline = "eval:none/answer-only"'), "[recipe] baseline"),
+    ("not toml", ("[recipe]", "[recipe"), "is not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("change, message", [(c, m) for _, c, m in BAD], ids=[name for name, _, _ in BAD])
+def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path, data, change, message):
+    old, new = change
+    assert old in TINY
+    recipe = write(tmp_path, TINY.replace(old, new, 1))
+    run_dir = tmp_path / "run"
+    result = scicot(["run", str(recipe), "--data-dir", str(data), "--run-dir", str(run_dir)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output and len(result.output.splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_a_test_split_never_feeds_a_choice(tmp_path, data):
+    """Scores on a test split are for final reports: an eval that reuses a test eval's
+    rationales is refused (as would be any step reading it, but a ship step)."""
+    text = TINY.replace('split = "dev"', 'split = "test"\nfinal = true')
+    with pytest.raises(ConfigError, match="made from a test split: test splits are for final reports only"):
+        recipes.load(write(tmp_path, text), data)
+
+
+def test_a_missing_data_directory_says_what_to_give(tmp_path):
+    result = scicot(["run", str(write(tmp_path, TINY)), "--run-dir", str(tmp_path / "run")], env={"SCICOT_DATA_DIR": ""})
+    assert result.exit_code == 1 and "give --data-dir" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_smoke_takes_n_questions_and_n_steps_everywhere(tmp_path, data):
+    recipe = recipes.load(write(tmp_path, TINY), data, smoke=3)
+    by_id = {s.id: s for s in recipe.steps}
+    assert by_id["questions"].keys["n"] == 3
+    assert all(s.keys["settings"]["max_steps"] == 3 and s.keys["settings"]["limit"] == 3 for s in recipe.steps if s.kind == "train")
+    assert by_id["own"].keys["limit"] == 3 and by_id["eval:lm"].keys["limit"] == 3
+
+
+def test_arms_read_their_own_arm_and_name_another(tmp_path, data):
+    recipe = recipes.load(write(tmp_path, TINY), data)
+    assert [s.id for s in recipe.steps] == [
+        "questions", "stage1", "own", "answer:lm", "answer:choices", "answer-only", "eval:lm", "eval:choices"
+    ]  # fmt: skip
+    assert recipe.step("eval:lm").needs == ["stage1", "answer:lm", "answer-only"]
+    assert recipe.step("eval:choices").needs == ["eval:lm", "stage1", "answer:choices", "answer-only"]
+
+
+# -- a run, resumed ---------------------------------------------------------------------------
+
+
+def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir):
+    recipe = write(tmp_path, TINY)
+    run_dir, results = tmp_path / "run", tmp_path / "results"
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", str(recipe), "--data-dir", str(data), "--run-dir", str(run_dir), "--results", str(results)]
+
+    first = scicot(args, env)
+    assert first.exit_code == 0, first.output
+    summary = json.loads((results / "tiny.json").read_text())
+    assert summary == json.loads((run_dir / "report.json").read_text())
+    assert summary["recipe"] == "tiny" and summary["smoke"] is None and summary["commit"]
+    assert summary["device"].startswith(("CPU", "GPU"))
+    assert set(summary["data"]) == {"arc_easy/train.jsonl", "arc_easy/dev.jsonl", "rationales/entailmentbank_arc_easy_train.jsonl"}
+    assert [s["step"] for s in summary["steps"]] == [s.id for s in recipes.load(recipe, data).steps]
+    assert all(s["minutes"] >= 0 for s in summary["steps"])
+    assert [(r["step"], r["questions"], r["n"], sorted(r["accuracy"])) for r in summary["accuracy"]] == [
+        ("eval:lm", "arc_easy/dev", 5, ["answer-only", "two-stage"]),
+        ("eval:choices", "arc_easy/dev", 5, ["answer-only", "two-stage"]),
+    ]
+    assert [p["b"] for p in summary["paired"]] == ["eval:lm/two-stage", "eval:choices/answer-only", "eval:choices/two-stage"]
+    assert all(p["questions"] == 5 and 0 <= p["p"] <= 1 for p in summary["paired"])
+    card = (run_dir / "report.md").read_text()
+    assert "| eval:choices | arc_easy/dev (5) |" in card and "against eval:lm/answer-only" in card
+
+    again = scicot(args, env)
+    assert again.exit_code == 0 and again.output.count("done before") == 8
+
+    # A torn step (its marker says not done) runs again in place; a changed one starts over,
+    # and so does every step that reads it.
+    marker = run_dir / "own" / "scicot_step.json"
+    marker.write_text(json.dumps(json.loads(marker.read_text()) | {"done": False}))
+    torn = scicot(args, env)
+    assert "== own (sample) goes on" in torn.output and torn.output.count("done before") == 7
+    recipe.write_text(TINY.replace("[steps.answer-only]\nkind", "[steps.answer-only]\nsettings = { seed = 1 }\nkind"))
+    changed = scicot(args, env)
+    assert changed.exit_code == 0, changed.output
+    assert "== answer-only: its settings or inputs changed; it starts over" in changed.output
+    restarted = re.findall(r"^== (\S+) \(\w+\) starts", changed.output, re.M)
+    assert restarted == ["answer-only", "eval:lm", "eval:choices"]
+
+
+def test_a_smoke_run_writes_no_summary_and_a_test_step_waits_for_test(tmp_path, data, tiny_causal_dir):
+    text = TINY + '\n[steps.final]\nkind = "eval"\ndataset = "arc_easy"\nsplit = "test"\nfinal = true\nlimit = 2\n'
+    text += 'adapters = { answer-only = "@answer-only" }\nvariants = ["answer-only"]\n'
+    run_dir, results = tmp_path / "run", tmp_path / "results"
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", str(write(tmp_path, text)), "--data-dir", str(data), "--run-dir", str(run_dir), "--results", str(results)]
+    smoke = scicot([*args, "--smoke", "2"], env)
+    assert smoke.exit_code == 0, smoke.output
+    assert "== final: held" in smoke.output and not results.exists()
+    assert json.loads((run_dir / "report.json").read_text())["smoke"] == 2
+    held = scicot(args, env)  # a full run without --test: complete but for the final step, so no summary yet
+    assert held.exit_code == 0 and not results.exists()
+    final = scicot([*args, "--test"], env)
+    assert final.exit_code == 0 and (results / "tiny.json").is_file()
+    assert [r["step"] for r in json.loads((results / "tiny.json").read_text())["accuracy"]][-1] == "final"
+
+
+# -- the committed recipes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_committed_recipe_checks(path):
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not here: the committed recipes read the shared data")
+    recipe = recipes.load(path, SHARED)
+    assert recipe.name == path.stem and recipe.about
+
+
+@pytest.mark.slow
+def test_the_choices_check_runs_end_to_end_as_a_smoke_run(tmp_path, data):
+    """The real model and the shipped stage 1, two questions and two steps everywhere, on data
+    the test writes (no shared data needed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "demo.cli", "run", "recipes/choices-check.toml", "--smoke", "2"]
+        + ["--data-dir", str(data), "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [r["step"] for r in summary["accuracy"]] == ["eval:lm", "eval:choices"]
+    assert all(r["n"] == 2 for r in summary["accuracy"])
+
+
+# -- the docs follow the files ----------------------------------------------------------------
+
+TABLES = ROOT / "benchmarks" / "accuracy_tables.py"
+
+
+def tables_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TABLES), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_every_accuracy_table_in_the_docs_matches_its_committed_summary():
+    done = tables_script("--check")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_table_that_disagrees_with_its_file_fails_the_check_and_is_rewritten(tmp_path):
+    summary = {
+        "recipe": "demo",
+        "baseline": "eval:a/answer-only",
+        "accuracy": [
+            {"step": "eval:a", "questions": "arc_easy/dev", "n": 570, "accuracy": {"answer-only": 64.9, "two-stage": 56.7}},
+            {"step": "eval:b", "questions": "arc_easy/dev", "n": 570, "accuracy": {"answer-only": 67.7, "two-stage": 60.7}},
+        ],
+        "paired": [
+            {"b": "eval:b/two-stage", "questions": 570, "accuracy_a": 64.9, "accuracy_b": 60.7}
+            | {"difference": -4.2, "only_a": 60, "only_b": 36, "p": 0.018}
+        ],
+    }
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "demo.json").write_text(json.dumps(summary))
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Figures\n\n<!-- accuracy: demo -->\n| old | table |\n<!-- /accuracy -->\n\nProse stays.\n")
+    where = ["--docs", str(docs), "--results", str(results)]
+    stale = tables_script("--check", *where)
+    assert stale.returncode == 1 and "the tables demo differ from their summaries" in stale.stderr
+    assert tables_script(*where).returncode == 0
+    text = docs.read_text()
+    assert (
+        "| eval:b | arc_easy/dev (570) | 67.7% | 60.7% |" in text
+        and "| eval:b/two-stage | 570 | 64.9% | 60.7% | -4.2 | 60 | 36 | 0.018 |" in text
+    )
+    assert text.endswith("<!-- /accuracy -->\n\nProse stays.\n") and tables_script("--check", *where).returncode == 0
+    (results / "other.json").write_text(json.dumps(summary | {"recipe": "other"}))
+    orphan = tables_script("--check", *where)
+    assert orphan.returncode == 1 and "other.json has no table" in orphan.stderr
