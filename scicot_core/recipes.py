@@ -446,9 +446,16 @@ def _adapters(step: Step, where: str) -> None:
 
 
 def _check_baseline(recipe: Recipe, where: str) -> None:
-    """`baseline = "step[:arm]/variant"`: an eval step of the recipe and one of its variants."""
-    target, _, variant = recipe.baseline.partition("/")
+    """`baseline = "step[:arm]/variant"`, a variant of one eval step; or `baseline = "variant"`,
+    that variant within every eval step (each step's other variants against it)."""
+    target, _, variant = recipe.baseline.rpartition("/")
     evals = {s.id: s for s in recipe.steps if s.kind == "eval"}
+    if not target:
+        if variant not in VARIANTS:
+            raise ConfigError(
+                f"{where}: [recipe] baseline {variant!r} is no variant; give one of {', '.join(VARIANTS)}, or eval-step/variant."
+            )
+        return
     if target not in evals or not variant:
         raise ConfigError(
             f"{where}: [recipe] baseline {recipe.baseline!r}: write eval-step[:arm]/variant; its eval steps are {', '.join(evals) or 'none'}."

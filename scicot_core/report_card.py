@@ -29,24 +29,23 @@ def accuracy(recipe: Recipe, run_dir: Path, finished: dict[str, dict]) -> list[d
 
 
 def paired(recipe: Recipe, run_dir: Path, rows: list[dict]) -> list[dict]:
-    """Every other variant of every eval on the baseline's questions, against the baseline."""
+    """Against the baseline: every other variant of every eval on the baseline step's questions
+    (`step/variant`), or each eval's other variants against its own (a bare `variant`)."""
     if not recipe.baseline:
         return []
-    base_step, _, base_variant = recipe.baseline.partition("/")
-    base = next((r for r in rows if r["step"] == base_step), None)
-    if base is None:
-        return []
+    base_step, _, base_variant = recipe.baseline.rpartition("/")
     folder = lambda step_id: run_dir / recipe.step(step_id).folder  # noqa: E731
-    a = right_answers(folder(base_step), base_variant)
+    base = next((r for r in rows if r["step"] == base_step), None)
     out = []
     for row in rows:
-        if row["questions"] != base["questions"]:
+        side = (base_step, base) if base_step else (row["step"], row)
+        if side[1] is None or row["questions"] != side[1]["questions"] or base_variant not in side[1]["accuracy"]:
             continue
+        a = right_answers(folder(side[0]), base_variant)
         for variant in row["accuracy"]:
-            if (row["step"], variant) == (base_step, base_variant):
-                continue
-            b = right_answers(folder(row["step"]), variant)
-            out.append({"a": recipe.baseline, "b": f"{row['step']}/{variant}"} | compare(a, b))
+            if (row["step"], variant) != (side[0], base_variant):
+                b = right_answers(folder(row["step"]), variant)
+                out.append({"a": f"{side[0]}/{base_variant}", "b": f"{row['step']}/{variant}"} | compare(a, b))
     return out
 
 
@@ -90,12 +89,12 @@ def tables(summary: dict) -> str:
     if summary.get("paired"):
         lines += [
             "",
-            f"| against {summary['baseline']} | questions | baseline | this | difference | baseline alone right | this alone right | sign test p |",
-            "|---|---|---|---|---|---|---|---|",
+            "| baseline | against it | questions | baseline | this | difference | baseline alone right | this alone right | sign test p |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for p in summary["paired"]:
             lines.append(
-                f"| {p['b']} | {p['questions']} | {p['accuracy_a']:.1f}% | {p['accuracy_b']:.1f}% | {p['difference']:+.1f} | "
+                f"| {p['a']} | {p['b']} | {p['questions']} | {p['accuracy_a']:.1f}% | {p['accuracy_b']:.1f}% | {p['difference']:+.1f} | "
                 f"{p['only_a']} | {p['only_b']} | {p['p']:.2g} |"
             )
     return "\n".join(lines) + "\n"

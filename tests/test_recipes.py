@@ -127,6 +127,7 @@ BAD = [
     ("train on dev", ('stage = "answer-only"', 'stage = "answer-only"\nquestions = ["arc_easy/dev"]'), "train on train splits only"),
     ("test without final", ('split = "dev"', 'split = "test"'), "mark it final = true"),
     ("baseline of no step", ('baseline = "eval:lm/answer-only"', 'baseline = "eval:none/answer-only"'), "[recipe] baseline"),
+    ("baseline of no variant", ('baseline = "eval:lm/answer-only"', 'baseline = "answer-alone"'), "is no variant"),
     ("not toml", ("[recipe]", "[recipe"), "is not valid TOML"),
 ]
 
@@ -199,7 +200,7 @@ def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir
     assert [p["b"] for p in summary["paired"]] == ["eval:lm/two-stage", "eval:choices/answer-only", "eval:choices/two-stage"]
     assert all(p["questions"] == 5 and 0 <= p["p"] <= 1 for p in summary["paired"])
     card = (run_dir / "report.md").read_text()
-    assert "| eval:choices | arc_easy/dev (5) |" in card and "against eval:lm/answer-only" in card
+    assert "| eval:choices | arc_easy/dev (5) |" in card and "| eval:lm/answer-only | eval:choices/two-stage | 5 |" in card
 
     again = scicot(args, env)
     assert again.exit_code == 0 and again.output.count("done before") == 8
@@ -287,7 +288,7 @@ def test_a_table_that_disagrees_with_its_file_fails_the_check_and_is_rewritten(t
             {"step": "eval:b", "questions": "arc_easy/dev", "n": 570, "accuracy": {"answer-only": 67.7, "two-stage": 60.7}},
         ],
         "paired": [
-            {"b": "eval:b/two-stage", "questions": 570, "accuracy_a": 64.9, "accuracy_b": 60.7}
+            {"a": "eval:a/answer-only", "b": "eval:b/two-stage", "questions": 570, "accuracy_a": 64.9, "accuracy_b": 60.7}
             | {"difference": -4.2, "only_a": 60, "only_b": 36, "p": 0.018}
         ],
     }
@@ -303,9 +304,33 @@ def test_a_table_that_disagrees_with_its_file_fails_the_check_and_is_rewritten(t
     text = docs.read_text()
     assert (
         "| eval:b | arc_easy/dev (570) | 67.7% | 60.7% |" in text
-        and "| eval:b/two-stage | 570 | 64.9% | 60.7% | -4.2 | 60 | 36 | 0.018 |" in text
+        and "| eval:a/answer-only | eval:b/two-stage | 570 | 64.9% | 60.7% | -4.2 | 60 | 36 | 0.018 |" in text
     )
     assert text.endswith("<!-- /accuracy -->\n\nProse stays.\n") and tables_script("--check", *where).returncode == 0
     (results / "other.json").write_text(json.dumps(summary | {"recipe": "other"}))
     orphan = tables_script("--check", *where)
     assert orphan.returncode == 1 and "other.json has no table" in orphan.stderr
+
+
+def test_a_bare_variant_baseline_pairs_each_eval_with_its_own(tmp_path, data):
+    from scicot_core import report_card
+
+    recipe = recipes.load(write(tmp_path, TINY.replace('baseline = "eval:lm/answer-only"', 'baseline = "answer-only"')), data)
+    run_dir = tmp_path / "run"
+    answers = {"eval:lm": ["A", "B", "C"], "eval:choices": ["A", "A", "A"]}  # gold: A A A; answer-only says A B C
+    for step_id, two_stage in answers.items():
+        folder = run_dir / recipe.step(step_id).folder
+        folder.mkdir(parents=True)
+        rows = [
+            {"id": f"q{i}", "answer_key": "A", "answer-only": {"label": "ABC"[i]}, "two-stage": {"label": t}}
+            for i, t in enumerate(two_stage)
+        ]
+        (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        accuracy = {"answer-only": 1 / 3, "two-stage": two_stage.count("A") / 3}
+        (folder / "results.json").write_text(json.dumps({"title": "arc_easy/dev", "n": 3, "accuracy": accuracy}))
+    finished = {s.id: {"minutes": 0.1} for s in recipe.steps}
+    pairs = report_card.card(recipe, run_dir, finished, {})["paired"]
+    assert [(p["a"], p["b"], p["only_a"], p["only_b"]) for p in pairs] == [
+        ("eval:lm/answer-only", "eval:lm/two-stage", 0, 0),
+        ("eval:choices/answer-only", "eval:choices/two-stage", 0, 2),
+    ]
