@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from scicot_core import recipes, report_card
-from scicot_core.distillation_set import rationale_files, write_jsonl_atomic
+from scicot_core.distillation_set import parse_fold, rationale_files, write_jsonl_atomic
 from scicot_core.errors import ConfigError, ScicotError
 from scicot_core.questions import split_path
 from scicot_core.settings import Settings
@@ -233,24 +233,27 @@ class Runner:
 
     # The kinds of step.
     def _pick(self, step: recipes.Step, folder: Path) -> dict:
-        keys = step.keys
+        """A seeded sample of a split's questions (of those the first rationale file explains,
+        with `explained_only`, or whenever a recipe gives rationales and says nothing), its
+        `part` K/N alone if given; each rationale file cut to them, under its own name."""
+        keys, data = step.keys, self.recipe.data_dir
         dataset, split = keys["questions"].split("/")
-        source = split_path(self.recipe.data_dir, dataset, split)
-        lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-        pool = [json.loads(line) for line in lines]
-        files = [source]
-        if "rationales" in keys:
-            path = self.recipe.data_dir / keys["rationales"]
-            files.append(path)
-            pool = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        n = keys.get("n") or len(pool)
-        picked = random.Random(keys.get("seed", 0)).sample(pool, min(n, len(pool)))
-        ids = {row["id"] for row in picked}
-        if "rationales" in keys:  # keeps its shared name, so that training joins it with its questions
-            write_jsonl_atomic(picked, folder / Path(keys["rationales"]).name)
-        write_jsonl_atomic((row for row in map(json.loads, lines) if row["id"] in ids), folder / "questions.jsonl")
+        source = split_path(data, dataset, split)
+        questions = _rows(source)
+        files = [data / name for name in recipes.picked_files(step)]
+        explained = files and keys.get("explained_only", True)
+        pool = _rows(files[0]) if explained else questions  # the explained: in their rationale file's order
+        picked = random.Random(keys.get("seed", 0)).sample(pool, min(keys.get("n") or len(pool), len(pool)))
+        if "part" in keys:
+            k, n = parse_fold(keys["part"])
+            picked = picked[k * len(picked) // n : (k + 1) * len(picked) // n]
+        ids = {q["id"] for q in picked}
+        for i, path in enumerate(files):  # each keeps its shared name, so that training joins it with its questions
+            rows = picked if explained and i == 0 else [row for row in _rows(path) if row["id"] in ids]
+            write_jsonl_atomic([_rationale(row, keys.get("rationale_from", "rationale")) for row in rows], folder / path.name)
+        write_jsonl_atomic((q for q in questions if q["id"] in ids), folder / "questions.jsonl")
         click.echo(f"picked {len(ids)} of {len(pool)} questions")
-        return self._hashes(files)
+        return self._hashes([source, *files])
 
     def _train(self, step: recipes.Step, folder: Path) -> dict:
         from .cli_method import train
@@ -286,6 +289,14 @@ class Runner:
         files = self._questions(step, args)
         self._generation(step, args, ("samples", "temperature", "top_p", "seed", "max_tokens", "fold", "limit"))
         sample.main(args, prog_name="scicot sample", standalone_mode=False)
+        value = step.keys["questions"]
+        asked = self._path(step, value) if value.startswith("@") else files[0]
+        gold = {q["id"]: q.get("answerKey") for q in _rows(asked)}
+        written = _rows(folder / "rationales.jsonl")
+        right = sum(r.get("conclusion") == gold.get(r["id"]) for r in written if gold.get(r["id"]))
+        keyed = sum(1 for r in written if gold.get(r["id"]))
+        stats = {"rationales": len(written), "conclude_gold": round(100 * right / keyed, 1) if keyed else None}
+        (folder / report_card.SAMPLE_STATS).write_text(json.dumps(stats))
         return self._hashes(files)
 
     def _eval(self, step: recipes.Step, folder: Path) -> dict:
@@ -312,6 +323,18 @@ class Runner:
             raise ConfigError(f"ship_adapters.py: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
         click.echo(done.stdout.strip())
         return {}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _rationale(row: dict, source: str) -> dict:
+    """A rationale row as a pick writes it: as it is, or its text made of its `facts` list."""
+    if source == "rationale":
+        return row
+    facts = [f.strip() for f in row.get("facts") or []]
+    return row | {"rationale": " ".join(f[:1].upper() + f[1:] + ("" if f.endswith(".") else ".") for f in facts if f)}
 
 
 def _shown(path: Path, base: Path = ROOT) -> str:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .distillation_set import rationale_files
+from .distillation_set import parse_fold, rationale_files
 from .errors import ConfigError
 from .evaluate import VARIANTS
 from .questions import DATASETS, SPLITS, split_path
@@ -31,7 +31,15 @@ except ModuleNotFoundError:  # Python 3.10
 # What each kind of step takes: key -> type name ("adapters": a folder or {stage: folder}).
 COMMON = {"kind": "str", "about": "str", "arms": "table", "final": "bool"}
 KINDS: dict[str, dict[str, str]] = {
-    "pick": {"questions": "str", "rationales": "str", "n": "int", "seed": "int"},
+    "pick": {
+        "questions": "str",
+        "rationales": "files",
+        "explained_only": "bool",
+        "rationale_from": "str",
+        "n": "int",
+        "seed": "int",
+        "part": "str",
+    },
     "train": {
         "stage": "str",
         "data": "list",
@@ -201,6 +209,8 @@ def _keys(table, kinds: dict[str, str], where: str, required: tuple[str, ...] = 
 def _type(value, kind: str | None, where: str) -> None:
     if kind is None:
         return
+    if kind == "files":  # one file or a list of them
+        return _type([value] if isinstance(value, str) else value, "list", where)
     if kind == "adapters":
         if isinstance(value, str) or (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
             return
@@ -231,9 +241,10 @@ def _expand(name: str, body, defaults: dict, where: str) -> list[Step]:
     if kind not in KINDS:
         raise ConfigError(f"{here}: unknown kind {kind!r}; give one of {', '.join(KINDS)}.")
     kinds = COMMON | KINDS[kind]
-    _keys(body, kinds, here, REQUIRED[kind] if "arms" not in body else ())
+    _keys(body, kinds, here)
+    _keys(defaults.get(kind, {}), kinds, f"{where}: [defaults.{kind}]")
     base = _merge(defaults.get(kind, {}), {k: v for k, v in body.items() if k != "arms"})
-    _keys(base, kinds, f"{where}: [defaults.{kind}]")
+    _keys(base, kinds, here, REQUIRED[kind] if "arms" not in body else ())
     arms = body.get("arms")
     if arms is None:
         return [Step(name, None, kind, base)]
@@ -303,8 +314,13 @@ def parse_ref(value: str, step: Step, recipe: Recipe, where: str) -> Ref:
 
 
 def _makes(step: Step) -> set[str]:
-    extra = {Path(step.keys["rationales"]).name} if step.kind == "pick" and "rationales" in step.keys else set()
-    return MAKES[step.kind] | extra
+    return MAKES[step.kind] | ({Path(f).name for f in picked_files(step)} if step.kind == "pick" else set())
+
+
+def picked_files(step: Step) -> list[str]:
+    """The rationale files a pick step reads (and writes again, cut to its questions)."""
+    value = step.keys.get("rationales", [])
+    return [value] if isinstance(value, str) else value
 
 
 def references(step: Step) -> list[tuple[str, str]]:
@@ -360,11 +376,20 @@ class _Checks:
 
     @staticmethod
     def pick(step: Step, recipe: Recipe, where: str) -> None:
-        step.splits.add(_split(recipe, step.keys["questions"], f"{where}: questions"))
-        if "rationales" in step.keys:
-            _data_file(recipe, step.keys["rationales"], f"{where}: rationales")
-        if step.keys.get("n", 0) < 0:
-            raise ConfigError(f"{where}: n is a number of questions (0: all), not {step.keys['n']}.")
+        keys = step.keys
+        step.splits.add(_split(recipe, keys["questions"], f"{where}: questions"))
+        for name in picked_files(step):
+            _data_file(recipe, name, f"{where}: rationales")
+        if keys.get("n", 0) < 0:
+            raise ConfigError(f"{where}: n is a number of questions (0: all), not {keys['n']}.")
+        if keys.get("explained_only") and not picked_files(step):
+            raise ConfigError(f"{where}: explained_only needs rationales, the file whose questions it keeps.")
+        if keys.get("rationale_from", "rationale") not in ("rationale", "facts"):
+            raise ConfigError(
+                f"{where}: rationale_from {keys['rationale_from']!r}: give rationale (the text) or facts (a file's facts list)."
+            )
+        if "part" in keys:
+            parse_fold(keys["part"])
 
     @staticmethod
     def train(step: Step, recipe: Recipe, where: str) -> None:

@@ -12,6 +12,7 @@ from .paired import compare, right_answers
 from .recipes import Recipe
 
 RESULTS = "results.json"
+SAMPLE_STATS = "sample_stats.json"  # a sample step's count, and how often its rationales conclude the gold answer
 
 
 def accuracy(recipe: Recipe, run_dir: Path, finished: dict[str, dict]) -> list[dict]:
@@ -68,6 +69,11 @@ def card(recipe: Recipe, run_dir: Path, finished: dict[str, dict], about_run: di
         ],
         "accuracy": rows,
         "paired": paired(recipe, run_dir, rows),
+        "samples": [
+            {"step": s.id} | json.loads(path.read_text())
+            for s in recipe.steps
+            if s.kind == "sample" and s.id in finished and (path := run_dir / s.folder / SAMPLE_STATS).is_file()
+        ],
     }
 
 
@@ -97,6 +103,9 @@ def tables(summary: dict) -> str:
                 f"| {p['a']} | {p['b']} | {p['questions']} | {p['accuracy_a']:.1f}% | {p['accuracy_b']:.1f}% | {p['difference']:+.1f} | "
                 f"{p['only_a']} | {p['only_b']} | {p['p']:.2g} |"
             )
+    if summary.get("samples"):
+        lines += ["", "| own rationales | rationales | conclude the gold answer |", "|---|---|---|"]
+        lines += [f"| {s['step']} | {s['rationales']} | {_pct(s['conclude_gold'])} |" for s in summary["samples"]]
     return "\n".join(lines) + "\n"
 
 

@@ -20,17 +20,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+RATIONALE_FILES = [
+    *(f"entailmentbank_{d}_{split}" for d in ("arc_easy", "arc_challenge") for split in ("train", "dev")),
+    *(f"flan_t5_{d}_{split}" for d in ("arc_challenge", "openbookqa") for split in ("train", "dev")),
+    *(f"gpt4o-level{n}_openbookqa_train" for n in (1, 2, 3)),
+    *(f"gemini15flash-level{n}_openbookqa_train" for n in (1, 2, 3, 4)),
+]
+
+
 def sample_data(folder: Path) -> Path:
     """A data directory in the shared layout made of the bundled sample questions: every split of
-    every dataset, and an EntailmentBank-named rationale file for ARC-Easy train."""
+    every dataset, and every rationale file the committed recipes read (the sample rationales,
+    with EntailmentBank's facts list)."""
     lines = [json.dumps(q.to_ai2()) for q, _ in sample_items()]
     for dataset in ("arc_easy", "arc_challenge", "openbookqa"):
         (folder / dataset).mkdir(parents=True)
         for split in ("train", "dev", "test"):
             (folder / dataset / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "rationales").mkdir()
-    rows = [{"id": q.id, "rationale": text, "teacher": "human", "teacher_answer": q.answer_key} for q, text in sample_items()]
-    (folder / "rationales" / "entailmentbank_arc_easy_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [
+        {"id": q.id, "rationale": text, "teacher": "human", "teacher_answer": q.answer_key, "facts": text.split(". ")[:2]}
+        for q, text in sample_items()
+    ]
+    for name in RATIONALE_FILES:
+        (folder / "rationales" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
 
@@ -114,7 +127,7 @@ BAD = [
     ("unknown setting", ("max_steps = 2", "max_steps = 2\nepoch = 2"), "unknown training setting 'epoch'"),
     ("wrong type", ("n = 6", 'n = "six"'), "steps.questions: n takes a whole number, not 'six'"),
     ("wrong setting type", ("batch_size = 4", 'batch_size = "4"'), "settings.batch_size: batch_size takes a whole number"),
-    ("missing file", ('entailmentbank_arc_easy_train.jsonl"\nn', 'entailmentbank_arc_challenge_train.jsonl"\nn'), "is missing"),
+    ("missing file", ('entailmentbank_arc_easy_train.jsonl"\nn', 'entailmentbank_openbookqa_train.jsonl"\nn'), "is missing"),
     ("unknown kind", ('kind = "pick"', 'kind = "choose"'), "unknown kind 'choose'"),
     ("no stage", ('stage = "rationale"\n', ""), "steps.stage1: stage is missing"),
     ("unknown stage", ('stage = "rationale"', 'stage = "writer"'), "stage 'writer'"),
@@ -191,6 +204,7 @@ def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir
     assert summary["recipe"] == "tiny" and summary["smoke"] is None and summary["commit"]
     assert summary["device"].startswith(("CPU", "GPU"))
     assert set(summary["data"]) == {"arc_easy/train.jsonl", "arc_easy/dev.jsonl", "rationales/entailmentbank_arc_easy_train.jsonl"}
+    assert all(len(h) == 64 for h in summary["data"].values())  # SHA-256, hex
     assert [s["step"] for s in summary["steps"]] == [s.id for s in recipes.load(recipe, data).steps]
     assert all(s["minutes"] >= 0 for s in summary["steps"])
     assert [(r["step"], r["questions"], r["n"], sorted(r["accuracy"])) for r in summary["accuracy"]] == [
@@ -199,6 +213,8 @@ def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir
     ]
     assert [p["b"] for p in summary["paired"]] == ["eval:lm/two-stage", "eval:choices/answer-only", "eval:choices/two-stage"]
     assert all(p["questions"] == 5 and 0 <= p["p"] <= 1 for p in summary["paired"])
+    assert summary["samples"] == [{"step": "own", "rationales": 6, "conclude_gold": summary["samples"][0]["conclude_gold"]}]
+    assert 0 <= summary["samples"][0]["conclude_gold"] <= 100
     card = (run_dir / "report.md").read_text()
     assert "| eval:choices | arc_easy/dev (5) |" in card and "| eval:lm/answer-only | eval:choices/two-stage | 5 |" in card
 
@@ -245,6 +261,58 @@ def test_every_committed_recipe_checks(path):
         pytest.skip(f"{SHARED} is not here: the committed recipes read the shared data")
     recipe = recipes.load(path, SHARED)
     assert recipe.name == path.stem and recipe.about
+
+
+CEILING = """
+[steps.explained]
+kind = "pick"
+questions = "arc_easy/dev"
+rationales = "rationales/entailmentbank_arc_easy_dev.jsonl"
+n = 4
+arms.facts.rationale_from = "facts"
+arms.whole = {}
+
+[steps.ceiling]
+kind = "eval"
+questions = "@explained:whole/questions.jsonl"
+adapters = { rationale = "@stage1", answer = "@answer:lm", answer-only = "@answer-only" }
+variants = ["answer-only", "two-stage"]
+arms.facts.rationales = ["@explained:facts/entailmentbank_arc_easy_dev.jsonl"]
+arms.hypothesis.rationales = ["@explained:whole/entailmentbank_arc_easy_dev.jsonl"]
+"""
+
+
+def test_stage_2_reads_a_picked_explanation_as_facts_or_whole(tmp_path, data, tiny_causal_dir):
+    """What recipes/stage1-check.toml's ceiling does: dev questions picked with their human
+    explanations, as its facts alone or whole, and read by stage 2 in place of stage 1's."""
+    run_dir = tmp_path / "run"
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", str(write(tmp_path, TINY + CEILING)), "--data-dir", str(data), "--run-dir", str(run_dir), "--smoke", "2"]
+    done = scicot(args, env)
+    assert done.exit_code == 0, done.output
+    facts = [json.loads(line) for line in (run_dir / "explained/facts/entailmentbank_arc_easy_dev.jsonl").read_text().splitlines()]
+    whole = [json.loads(line) for line in (run_dir / "explained/whole/entailmentbank_arc_easy_dev.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in facts] == [r["id"] for r in whole] and len(facts) == 2
+    assert facts[0]["rationale"] == " ".join(f[0].upper() + f[1:] + ("" if f.endswith(".") else ".") for f in whole[0]["facts"])
+    summary = json.loads((run_dir / "report.json").read_text())
+    ceiling = [r for r in summary["accuracy"] if r["step"].startswith("ceiling")]
+    assert [(r["step"], r["n"]) for r in ceiling] == [("ceiling:facts", 2), ("ceiling:hypothesis", 2)]
+    predictions = [json.loads(line) for line in (run_dir / "ceiling/facts/predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [r["id"] for r in facts]
+
+
+@pytest.mark.parametrize("name", ["crossfit", "distill"])
+def test_a_committed_recipe_without_the_shipped_student_runs_as_a_smoke_run_on_a_tiny_model(tmp_path, data, tiny_causal_dir, name):
+    run_dir = tmp_path / "run"
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    done = scicot(["run", f"recipes/{name}.toml", "--data-dir", str(data), "--run-dir", str(run_dir), "--smoke", "2"], env)
+    assert done.exit_code == 0, done.output
+    summary = json.loads((run_dir / "report.json").read_text())
+    recipe = recipes.load(ROOT / "recipes" / f"{name}.toml", data)
+    ran = [s.id for s in recipe.steps if not s.on_test]
+    assert [s["step"] for s in summary["steps"]] == ran
+    assert [r["step"] for r in summary["accuracy"]] == [s for s in ran if recipe.step(s).kind == "eval"]
+    assert summary["paired"] and all(r["n"] == 2 for r in summary["accuracy"])
 
 
 @pytest.mark.slow
