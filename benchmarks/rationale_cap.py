@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from scicot_core.base_models import load_model
+from scicot_core.dev_choices import sentence_cap
 from scicot_core.formats import first_sentences
 from scicot_core.questions import load_split
 from scicot_core.settings import Settings
@@ -104,25 +105,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.save:
-        cap, chosen_on = choose(results)
+        cap, chosen_on = sentence_cap(results)
         path = save_sentence_cap(args.adapters / "rationale", cap, chosen_on)
         print(
             f"\nsaved max_sentences={cap} ({chosen_on['accuracy'][str(cap or 'none')]:.1f}% over {chosen_on['questions']} dev questions) in {path}"
         )
-
-
-def choose(results: dict) -> tuple[int | None, dict]:
-    """The cap with the best accuracy over all the reports together, weighted by their questions
-    (a tie goes to fewer sentences: a faster ask), and what it was chosen on."""
-    n = sum(r["questions"] for r in results.values())
-    keys = next(iter(results.values()))["caps"]
-    overall = {c: sum(r["caps"][c]["accuracy"] * r["questions"] for r in results.values()) / n for c in keys}
-    best = max(overall, key=lambda c: (round(overall[c], 6), -(int(c) if c != "none" else 10**6)))
-    return (None if best == "none" else int(best)), {
-        "reports": list(results),
-        "questions": n,
-        "accuracy": {c: round(a, 2) for c, a in overall.items()},
-    }
 
 
 if __name__ == "__main__":

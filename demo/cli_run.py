@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from scicot_core import recipes, report_card
+from scicot_core import dev_choices, recipes, report_card
 from scicot_core.distillation_set import parse_fold, rationale_files, write_jsonl_atomic
 from scicot_core.errors import ConfigError, ScicotError
 from scicot_core.questions import split_path
@@ -226,10 +226,17 @@ class Runner:
         keys = step.keys
         for name in names:
             if name in keys:
-                args += [f"--{name.replace('_', '-')}", str(keys[name])]
+                args += [f"--{name.replace('_', '-')}", str(self._value(step, name))]
         args += ["--batch-size", str(keys.get("batch_size") or (512 if _device()[1] else 32))]
         if self.recipe.data_dir:
             args += ["--data-dir", str(self.recipe.data_dir)]
+
+    def _value(self, step: recipes.Step, name: str):
+        """A step's setting, or what the choose step it names chose."""
+        value = step.keys[name]
+        if isinstance(value, str) and value.startswith("@"):
+            return json.loads((self._path(step, value) / "choice.json").read_text())[name]
+        return value
 
     # The kinds of step.
     def _pick(self, step: recipes.Step, folder: Path) -> dict:
@@ -312,6 +319,33 @@ class Runner:
         self._generation(step, args, names)
         eval_.main(args, prog_name="scicot eval", standalone_mode=False)
         return self._hashes(files)
+
+    def _choose(self, step: recipes.Step, folder: Path) -> dict:
+        """Stage 1's sentence cap (benchmarks/rationale_cap.py's sweep) or two-stage+prior's
+        weight (the reports' own sweeps), chosen on dev reports, in choice.json."""
+        keys = step.keys
+        reports = [
+            (self.recipe.step(recipes.parse_ref(r, step, self.recipe, step.id).step_id), self._path(step, r)) for r in keys["reports"]
+        ]
+        if keys["what"] == "prior-weight":
+            weight, chosen_on = dev_choices.prior_weight([json.loads((path / "results.json").read_text()) for _, path in reports])
+            choice = {"prior_weight": weight, "chosen_on": chosen_on}
+        else:
+            script = [sys.executable, str(ROOT / "benchmarks" / "rationale_cap.py"), "--adapters", str(self._adapters(step, folder))]
+            script += ["--data-dir", str(self.recipe.data_dir), "--out", str(folder / "rationale_cap.json")]
+            for source, path in reports:
+                script += ["--report", f"{source.keys['dataset']}/{source.keys['split']}", str(path)]
+            script += ["--sentences", *map(str, keys.get("sentences", [1, 2, 3]))] + (
+                ["--limit", str(keys["limit"])] if "limit" in keys else []
+            )
+            done = subprocess.run(script, capture_output=True, text=True)
+            if done.returncode:
+                raise ConfigError(f"rationale_cap.py: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
+            cap, chosen_on = dev_choices.sentence_cap(json.loads((folder / "rationale_cap.json").read_text())["results"])
+            choice = {"max_sentences": cap or 0, "chosen_on": chosen_on}
+        (folder / "choice.json").write_text(json.dumps(choice, indent=2))
+        click.echo(f"chose {', '.join(f'{k} = {v}' for k, v in choice.items() if k != 'chosen_on')}")
+        return {}
 
     def _ship(self, step: recipes.Step, folder: Path) -> dict:
         dest = folder / step.keys["dest"] if self.smoke else ROOT / step.keys["dest"]  # a smoke run ships nothing

@@ -75,16 +75,18 @@ KINDS: dict[str, dict[str, str]] = {
         "top_p": "number",
         "seed": "int",
         "max_tokens": "int",
-        "max_sentences": "int",
-        "prior_weight": "number",
+        "max_sentences": "int or choice",
+        "prior_weight": "number or choice",
         "batch_size": "int",
         "limit": "int",
     },
     "ship": {"adapters": "adapters", "dest": "str", "reports": "list"},
+    "choose": {"what": "str", "reports": "list", "adapters": "adapters", "sentences": "ints", "limit": "int"},
 }
 REQUIRED = {
     "pick": ("questions",),
     "train": ("stage",),
+    "choose": ("what", "reports"),
     "sample": ("questions", "adapters"),
     "eval": ("adapters",),
     "ship": ("adapters", "dest", "reports"),
@@ -93,6 +95,7 @@ REQUIRED = {
 MAKES = {
     "pick": {"questions.jsonl"},
     "sample": {"rationales.jsonl"},
+    "choose": {"choice.json"},
     "eval": {"predictions.jsonl", "results.json"},
     "train": set(),
     "ship": set(),
@@ -101,6 +104,8 @@ TOP = {"recipe": {"name": "str", "about": "str", "baseline": "str", "data_dir": 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 REF = re.compile(r"^@([a-z0-9][a-z0-9_-]*)(?::([a-z0-9][a-z0-9_-]*))?(?:/(.+))?$")
 SHIPPED = "shipped"
+# What a choose step chooses on dev reports, and the key of a later step that takes it.
+CHOICES = {"sentence-cap": "max_sentences", "prior-weight": "prior_weight"}
 _TYPES = {"str": str, "int": int, "bool": bool, "number": (int, float), "list": list, "table": dict}
 
 
@@ -209,6 +214,12 @@ def _keys(table, kinds: dict[str, str], where: str, required: tuple[str, ...] = 
 def _type(value, kind: str | None, where: str) -> None:
     if kind is None:
         return
+    if kind.endswith(" or choice"):  # a value, or "@step" of a choose step that makes it
+        return None if isinstance(value, str) and value.startswith("@") else _type(value, kind.split()[0], where)
+    if kind == "ints":
+        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            return None
+        raise ConfigError(f"{where} takes a list of whole numbers above 0, e.g. [1, 2, 3], not {value!r}.")
     if kind == "files":  # one file or a list of them
         return _type([value] if isinstance(value, str) else value, "list", where)
     if kind == "adapters":
@@ -277,7 +288,7 @@ def _smoke(step: Step, n: int) -> None:
         keys["n"] = min(keys.get("n") or n, n)
     elif step.kind == "train":
         keys["settings"] = keys.get("settings", {}) | {"max_steps": n, "limit": n}
-    elif step.kind in ("sample", "eval"):
+    elif step.kind in ("sample", "eval", "choose"):
         keys["limit"] = n
 
 
@@ -326,7 +337,7 @@ def picked_files(step: Step) -> list[str]:
 def references(step: Step) -> list[tuple[str, str]]:
     """(key, value) of every value of a step that may name an earlier step, in key order."""
     found = []
-    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters"):
+    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters", "max_sentences", "prior_weight"):
         value = step.keys.get(key)
         values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         found += [(key, v) for v in values if isinstance(v, str) and v.startswith("@")]
@@ -346,6 +357,13 @@ def _check(step: Step, recipe: Recipe, where: str) -> None:
                     f"{where}: {key} reads {value!r}, made from a test split: test splits are for final reports only, "
                     "never for a choice; read a dev step instead."
                 )
+    for key in ("max_sentences", "prior_weight"):
+        value = keys.get(key)
+        if isinstance(value, str):
+            ref = parse_ref(value, step, recipe, f"{where}: {key}")
+            source = recipe.step(ref.step_id) if ref.step_id else None
+            if source is None or source.kind != "choose" or CHOICES[source.keys["what"]] != key or ref.file:
+                raise ConfigError(f"{where}: {key} = {value!r}: name a choose step whose what chooses {key} (or give a number).")
     getattr(_Checks, step.kind)(step, recipe, where)
     if step.kind == "train" and step.splits - {"train"}:
         raise ConfigError(f"{where}: it would train on {'/'.join(sorted(step.splits - {'train'}))} questions; train on train splits only.")
@@ -436,6 +454,23 @@ class _Checks:
         if unknown:
             raise ConfigError(f"{where}: variants: unknown {unknown[0]!r}; give some of {', '.join(VARIANTS)}.")
         _adapters(step, where)
+
+    @staticmethod
+    def choose(step: Step, recipe: Recipe, where: str) -> None:
+        keys = step.keys
+        if keys["what"] not in CHOICES:
+            raise ConfigError(f"{where}: what {keys['what']!r}; give one of {', '.join(CHOICES)}.")
+        for value in keys["reports"]:
+            ref = parse_ref(value, step, recipe, f"{where}: reports")
+            source = recipe.step(ref.step_id) if ref.step_id else None
+            if source is None or source.kind != "eval" or ref.file:
+                raise ConfigError(f"{where}: reports: {value!r} is no eval step; name the eval steps it chooses on (@step:arm).")
+            if keys["what"] == "sentence-cap" and "dataset" not in source.keys:
+                raise ConfigError(f"{where}: reports: {value!r} scores a questions file; the sentence cap needs dataset and split.")
+        if keys["what"] == "sentence-cap" and "adapters" not in keys:
+            raise ConfigError(f"{where}: adapters is missing: the adapter set whose stage 2 reads the cut rationales.")
+        if "adapters" in keys:
+            _adapters(step, where)
 
     @staticmethod
     def ship(step: Step, recipe: Recipe, where: str) -> None:

@@ -69,6 +69,11 @@ def card(recipe: Recipe, run_dir: Path, finished: dict[str, dict], about_run: di
         ],
         "accuracy": rows,
         "paired": paired(recipe, run_dir, rows),
+        "choices": [
+            {"step": s.id, "what": s.keys["what"]} | {k: v for k, v in json.loads(path.read_text()).items() if k != "chosen_on"}
+            for s in recipe.steps
+            if s.kind == "choose" and s.id in finished and (path := run_dir / s.folder / "choice.json").is_file()
+        ],
         "samples": [
             {"step": s.id} | json.loads(path.read_text())
             for s in recipe.steps
@@ -103,6 +108,9 @@ def tables(summary: dict) -> str:
                 f"| {p['a']} | {p['b']} | {p['questions']} | {p['accuracy_a']:.1f}% | {p['accuracy_b']:.1f}% | {p['difference']:+.1f} | "
                 f"{p['only_a']} | {p['only_b']} | {p['p']:.2g} |"
             )
+    if summary.get("choices"):
+        lines += ["", "| chosen on dev | what | value |", "|---|---|---|"]
+        lines += [f"| {c['step']} | {c['what']} | {c.get('max_sentences', c.get('prior_weight'))} |" for c in summary["choices"]]
     if summary.get("samples"):
         lines += ["", "| own rationales | rationales | conclude the gold answer |", "|---|---|---|"]
         lines += [f"| {s['step']} | {s['rationales']} | {_pct(s['conclude_gold'])} |" for s in summary["samples"]]

@@ -15,27 +15,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scicot_core.dev_choices import prior_weight  # noqa: E402
+from scicot_core.errors import ConfigError  # noqa: E402
 from scicot_core.variants import save_prior_weight  # noqa: E402
 
 
 def main(adapters: Path, results: list[Path]) -> float:
-    totals: dict[str, float] = {}
-    counted = []
-    for path in results:
-        summary = json.loads(path.read_text())
+    summaries = [json.loads(path.read_text()) for path in results]
+    for path, summary in zip(results, summaries):
         if "/test" in summary.get("title", "") or "test" in path.parent.parent.name:
             raise SystemExit(f"{path}: a test split; choose the weight on dev only.")
-        for weight, accuracy in (summary.get("prior_sweep") or {}).items():
-            totals[weight] = totals.get(weight, 0.0) + (accuracy or 0.0) * summary["n"]
-        counted.append({"title": summary.get("title"), "n": summary["n"]})
-    if not totals:
-        raise SystemExit("no prior sweep in these results: run eval with --variant two-stage+prior.")
-    n = sum(c["n"] for c in counted)
-    best = max(totals, key=lambda w: (round(totals[w], 6), -abs(float(w) - 0.5)))
-    sweep = {w: round(t / n, 4) for w, t in totals.items()}
-    save_prior_weight(adapters, float(best), {"dev": counted, "sweep": sweep})
-    print(f"prior weight {best} (dev accuracy {sweep[best]:.1%} over {n} questions) saved in {adapters}")
-    return float(best)
+    try:
+        best, chosen_on = prior_weight(summaries)
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
+    save_prior_weight(adapters, best, chosen_on)
+    n = sum(s["n"] for s in summaries)
+    print(f"prior weight {best:g} (dev accuracy {chosen_on['sweep'][_key(best, chosen_on)]:.1%} over {n} questions) saved in {adapters}")
+    return best
+
+
+def _key(weight: float, chosen_on: dict) -> str:
+    return next(w for w in chosen_on["sweep"] if float(w) == weight)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ BAD = [
     ("wrong type", ("n = 6", 'n = "six"'), "steps.questions: n takes a whole number, not 'six'"),
     ("wrong setting type", ("batch_size = 4", 'batch_size = "4"'), "settings.batch_size: batch_size takes a whole number"),
     ("missing file", ('entailmentbank_arc_easy_train.jsonl"\nn', 'entailmentbank_openbookqa_train.jsonl"\nn'), "is missing"),
-    ("unknown kind", ('kind = "pick"', 'kind = "choose"'), "unknown kind 'choose'"),
+    ("unknown kind", ('kind = "pick"', 'kind = "select"'), "unknown kind 'select'"),
     ("no stage", ('stage = "rationale"\n', ""), "steps.stage1: stage is missing"),
     ("unknown stage", ('stage = "rationale"', 'stage = "writer"'), "stage 'writer'"),
     ("later step", ('data = ["@questions/', 'data = ["@own/'), "names a later step"),
@@ -163,6 +163,62 @@ def test_a_test_split_never_feeds_a_choice(tmp_path, data):
     text = TINY.replace('split = "dev"', 'split = "test"\nfinal = true')
     with pytest.raises(ConfigError, match="made from a test split: test splits are for final reports only"):
         recipes.load(write(tmp_path, text), data)
+
+
+CHOOSE = """
+[steps.cap]
+kind = "choose"
+what = "sentence-cap"
+reports = ["@eval:lm"]
+adapters = { rationale = "@stage1", answer = "@answer:lm" }
+
+[steps.again]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+adapters = { rationale = "@stage1", answer = "@answer:lm" }
+variants = ["two-stage"]
+max_sentences = "@cap"
+"""
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('what = "sentence-cap"', 'what = "epochs"'), "what 'epochs'; give one of sentence-cap, prior-weight"),
+        (('reports = ["@eval:lm"]', 'reports = ["@stage1"]'), "'@stage1' is no eval step"),
+        (('max_sentences = "@cap"', 'max_sentences = "@stage1"'), "name a choose step whose what chooses max_sentences"),
+        (('max_sentences = "@cap"', 'max_sentences = "one"'), "max_sentences takes a whole number, not 'one'"),
+        (('max_sentences = "@cap"', "max_sentences = 1.5"), "max_sentences takes a whole number"),
+        (('what = "sentence-cap"', 'what = "prior-weight"'), "name a choose step whose what chooses max_sentences"),
+    ],
+)
+def test_a_choice_is_made_by_a_choose_step_on_eval_reports(tmp_path, data, change, message):
+    assert change[0] in CHOOSE
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        recipes.load(write(tmp_path, TINY + CHOOSE.replace(*change)), data)
+
+
+def test_a_choice_is_never_made_on_a_test_split(tmp_path, data):
+    text = TINY + CHOOSE.replace('reports = ["@eval:lm"]', 'reports = ["@final"]')
+    text = text.replace(
+        "[steps.cap]",
+        '[steps.final]\nkind = "eval"\ndataset = "arc_easy"\nsplit = "test"\nfinal = true\nadapters = { answer-only = "@answer-only" }\n\n[steps.cap]',
+    )
+    with pytest.raises(ConfigError, match="made from a test split: test splits are for final reports only, never for a choice"):
+        recipes.load(write(tmp_path, text), data)
+
+
+def test_the_dev_choices_prefer_fewer_sentences_and_a_weight_near_a_half_and_refuse_test():
+    from scicot_core import dev_choices
+
+    caps = {"caps": {"1": {"accuracy": 60.0}, "2": {"accuracy": 60.0}, "none": {"accuracy": 55.0}}, "questions": 10}
+    assert dev_choices.sentence_cap({"arc_easy/dev": caps})[0] == 1
+    assert dev_choices.sentence_cap({"arc_easy/dev": caps | {"caps": {"1": {"accuracy": 50.0}, "none": {"accuracy": 51.0}}}})[0] is None
+    sweep = [{"title": "arc_easy/dev", "n": 10, "prior_sweep": {"0.3": 0.6, "0.5": 0.6, "0.9": 0.5}}]
+    assert dev_choices.prior_weight(sweep)[0] == 0.5
+    with pytest.raises(ConfigError, match="arc_easy/test is a test split"):
+        dev_choices.prior_weight([sweep[0] | {"title": "arc_easy/test"}])
 
 
 def test_a_missing_data_directory_says_what_to_give(tmp_path):
@@ -313,6 +369,11 @@ def test_a_committed_recipe_without_the_shipped_student_runs_as_a_smoke_run_on_a
     assert [s["step"] for s in summary["steps"]] == ran
     assert [r["step"] for r in summary["accuracy"]] == [s for s in ran if recipe.step(s).kind == "eval"]
     assert summary["paired"] and all(r["n"] == 2 for r in summary["accuracy"])
+    if name == "distill":  # its choices, made on the dev reports and taken by the steps after them
+        assert [(c["step"], c["what"]) for c in summary["choices"]] == [("cap", "sentence-cap"), ("prior", "prior-weight")]
+        assert summary["choices"][0]["max_sentences"] in (0, 1, 2, 3) and 0 <= summary["choices"][1]["prior_weight"] <= 1
+        k8 = json.loads((run_dir / "dev-k8" / "arc_easy" / "results.json").read_text())
+        assert k8["max_sentences"] == (summary["choices"][0]["max_sentences"] or None)
 
 
 @pytest.mark.slow
