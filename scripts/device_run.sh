@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # On a lent GPU machine (docs/gpu_runs.md): put the kit of scripts/device_kit.sh together once
-# all its parts have been carried, install its wheels, run scripts/distill_run.sh for at most
-# DEADLINE seconds, and pack what the run has made into $OUT, which comes back: each stage's
-# adapter and the reports (at most 8 files of 16 MiB). The run folder is runs/$NAME, which a warm
-# machine keeps between calls, so the same command again goes on where the last one stopped.
-# Settings (environment): NAME (the run, required), DEADLINE (default 500 s: a call may run 600,
-# and less when less device time is left: give the device tool's budget_left_s less 60), and any
-# of distill_run.sh's settings (OBJECTIVE, STAGE1_SOURCES, KTRAIN, TEST, FOLDS, ...).
+# all its parts have been carried, install its wheels, run a recipe (`scicot run`) for at most
+# DEADLINE seconds, and pack what the run has made into $OUT, which comes back: each trained
+# step's adapter and the reports (at most 8 files of 16 MiB). The run folder is runs/$NAME, which a
+# warm machine keeps between calls, so the same command again goes on where the last one stopped.
+# Settings (environment): NAME (the run, required), RECIPE (default recipes/distill.toml), DEADLINE
+# (default 500 s: a call may run 600, and less when less device time is left: give the device
+# tool's budget_left_s less 60), TEST=1 (also the final test steps), SMOKE=N (N questions and
+# steps everywhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 NAME=${NAME:?set NAME, the run folder under runs/}
+RECIPE=${RECIPE:-recipes/distill.toml}
 DEADLINE=${DEADLINE:-500}
 OUT=${OUT:?no OUT folder: this runs through the device tool}
 KIT=.device
@@ -38,7 +40,7 @@ if [ ! -f "$KIT/kit/.unpacked" ] || { [ -n "$want" ] && [ "$(cat "$KIT/kit/.unpa
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$KIT"/kit/wheels/*.whl || exit 1
 mkdir -p "$RUN"
-# The repository too: distill_run.sh runs benchmarks/*.py, which import scicot_core from it.
+# The repository too: the run's choose steps run benchmarks/*.py, which import scicot_core from it.
 export PYTHONPATH=$SITE:$PWD:$PWD/$KIT/kit PYTHONUNBUFFERED=1 SCICOT_CACHE_DIR=$PWD/runs/cache
 if ! python3 -c 'import torch, transformers, peft, scicot_core.train; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "peft", peft.__version__)' >> "$RUN/run.log" 2>&1; then
   { echo "the packages do not import here (the end of run.log says why): add what is missing to scripts/device_wheels.py, build the kit again"; tail -n 5 "$RUN/run.log"; } | tee "$OUT/status.txt"
@@ -52,31 +54,34 @@ tail -n 1 "$RUN/run.log"
 # (the device tool's own limit, if met before DEADLINE, kills the command) still brings back what
 # was done.
 pack() {
-  # One archive per stage (an adapter of rank 16 on every linear layer is 9.4 MB) and one for the
-  # rest; checkpoints stay here (a warm machine resumes from them), whole models stay too (too big).
-  for stage in "$RUN"/adapters/*/; do
-    stage=$(basename "$stage")
-    [ -f "$RUN/adapters/$stage/adapter_config.json" ] || continue
-    tar -czf "$OUT/.stage-$stage.tgz" -C "$RUN/adapters" --exclude=checkpoints "$stage" && mv "$OUT/.stage-$stage.tgz" "$OUT/stage-$stage.tgz"
+  # One archive per trained step (an adapter of rank 16 on every linear layer is 9.4 MB), named
+  # by its folder (answer/lm: stage-answer--lm.tgz), and one for the rest; checkpoints stay here
+  # (a warm machine resumes from them), whole models stay too (too big).
+  for config in $(cd "$RUN" && find . -name adapter_config.json -not -path '*/checkpoints/*' -not -path '*/adapters/*' | sort); do
+    step=$(dirname "${config#./}"); name=${step//\//--}
+    tar -czf "$OUT/.stage-$name.tgz" -C "$RUN" --exclude=checkpoints "$step" && mv "$OUT/.stage-$name.tgz" "$OUT/stage-$name.tgz"
   done
-  # The rest: reports, own samples, logs and the adapters folder's own files (prior.json); not the
-  # cross-fitting folds' stage 1s, which only wrote own samples.
-  tar -czf "$OUT/.reports.tgz" -C "$RUN" --exclude='./adapters/*/*' --exclude=./folds --exclude=generated.partial.jsonl . &&
+  # The rest: reports, own samples, choices, step markers and logs; not the weights, nor the
+  # links to them that eval steps make.
+  tar -czf "$OUT/.reports.tgz" -C "$RUN" --exclude=checkpoints --exclude=adapter_model.safetensors --exclude=model.safetensors \
+    --exclude=./cache --exclude=generated.partial.jsonl --exclude='./*/adapters' --exclude='./*/*/adapters' . &&
     mv "$OUT/.reports.tgz" "$OUT/reports.tgz"
   cp "$RUN/run.log" "$OUT/run.log"
 }
 
 start=$(date +%s)
-echo "distill_run.sh: stopped from outside before its deadline of $DEADLINE s (what it had made by then is here)" > "$OUT/status.txt"
+echo "scicot run: stopped from outside before its deadline of $DEADLINE s (what it had made by then is here)" > "$OUT/status.txt"
 (while :; do
   for _ in $(seq "$PACK_EVERY"); do sleep 1; [ -f "$OUT/.done" ] && exit 0; done
   pack 2> /dev/null
 done) &
 packer=$!
-timeout --signal=INT --kill-after=20 "$DEADLINE" env PY=python3 DATA="$KIT/kit/data" RUN="$RUN" bash scripts/distill_run.sh >> "$RUN/run.log" 2>&1
+options=(); [ "${TEST:-0}" = 1 ] && options+=(--test); [ -n "${SMOKE:-}" ] && options+=(--smoke "$SMOKE")
+timeout --signal=INT --kill-after=20 "$DEADLINE" python3 -m demo.cli run "$RECIPE" --data-dir "$KIT/kit/data" --run-dir "$RUN" \
+  --results "$RUN/results" "${options[@]}" >> "$RUN/run.log" 2>&1
 rc=$?
 touch "$OUT/.done" && wait "$packer" && rm -f "$OUT/.done"
-echo "distill_run.sh: exit $rc after $(($(date +%s) - start)) s$([ $rc = 124 ] && echo ' (deadline: run the same command again to go on)')" | tee -a "$RUN/run.log" > "$OUT/status.txt"
+echo "scicot run: exit $rc after $(($(date +%s) - start)) s$([ $rc = 124 ] && echo ' (deadline: run the same command again to go on)')" | tee -a "$RUN/run.log" > "$OUT/status.txt"
 pack
 rm -f "$OUT"/.*.tgz
 ls -la "$OUT"

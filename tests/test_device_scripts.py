@@ -1,7 +1,7 @@
 """The scripts that carry a distillation run to a lent GPU machine and bring it back
 (docs/gpu_runs.md): a kit that is not all there is refused before anything runs, and what comes
-back replaces a stage only once it has unpacked whole. The run itself is distill_run.sh, tested
-on its own; here no model is loaded."""
+back replaces a trained step only once it has unpacked whole. The run itself is `scicot run`,
+tested on its own (tests/test_recipes.py); here no model is loaded."""
 
 from __future__ import annotations
 
@@ -130,24 +130,22 @@ def test_what_comes_back_is_unpacked_into_the_run_and_a_torn_archive_changes_not
     repo = _checkout(tmp_path)
     came_back = tmp_path / "files"
     came_back.mkdir()
-    (came_back / "stage-rationale.tgz").write_bytes(
-        _tgz({"rationale/adapter_config.json": b"{}", "rationale/generation.json": b'{"max_sentences": 1}'})
-    )
-    (came_back / "reports.tgz").write_bytes(
-        _tgz({"./dev/arc_easy-greedy/results.json": b"{}", "./adapters/prior.json": b'{"weight": 0.3}'})
-    )
-    (came_back / "status.txt").write_text("distill_run.sh: exit 0 after 412 s\n")
+    (came_back / "stage-rationale.tgz").write_bytes(_tgz({"rationale/adapter_config.json": b"{}", "rationale/scicot_step.json": b"{}"}))
+    (came_back / "stage-answer--lm.tgz").write_bytes(_tgz({"answer/lm/adapter_config.json": b"{}"}))
+    (came_back / "reports.tgz").write_bytes(_tgz({"./dev/arc_easy/results.json": b"{}", "./prior/choice.json": b'{"prior_weight": 0.3}'}))
+    (came_back / "status.txt").write_text("scicot run: exit 0 after 412 s\n")
 
     first = _ingest(repo, came_back, tmp_path / "runs")
 
     run = tmp_path / "runs/gpu2"
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[:2] == [f"{run}: 1 stages, reports", "distill_run.sh: exit 0 after 412 s"]
+    assert first.stdout.splitlines()[:2] == [f"{run}: 2 trained steps, reports", "scicot run: exit 0 after 412 s"]
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == [
-        "adapters/prior.json",
-        "adapters/rationale/adapter_config.json",
-        "adapters/rationale/generation.json",
-        "dev/arc_easy-greedy/results.json",
+        "answer/lm/adapter_config.json",
+        "dev/arc_easy/results.json",
+        "prior/choice.json",
+        "rationale/adapter_config.json",
+        "rationale/scicot_step.json",
     ]
 
     (came_back / "stage-rationale.tgz").write_bytes(b"not an archive")  # a transfer that broke off
@@ -156,23 +154,26 @@ def test_what_comes_back_is_unpacked_into_the_run_and_a_torn_archive_changes_not
 
     assert second.returncode == 1
     assert "stage-rationale.tgz did not unpack (a broken transfer?): run the device call again" in second.stderr
-    assert (run / "adapters/rationale/generation.json").read_text() == '{"max_sentences": 1}'
-    assert sorted(p.name for p in (run / "adapters").iterdir()) == ["prior.json", "rationale"]
+    assert (run / "rationale/scicot_step.json").read_text() == "{}"
+    assert sorted(p.name for p in run.iterdir()) == ["answer", "dev", "prior", "rationale"]
 
 
 def _ready_to_run(tmp_path: Path, repo: Path) -> str:
-    """A complete kit, a `python3` that imports anything, and a distill_run.sh that trains a
-    stage at once and then goes on for a minute."""
+    """A complete kit, and a `python3` that imports anything and whose `-m demo.cli run ...
+    --run-dir RUN` trains a step at once (with the checkpoint and the eval's adapter links a real
+    run leaves) and then goes on for a minute."""
     _kit(repo, {"wheels/x.txt": b"x"})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").write_text('#!/bin/sh\n[ "$1" = -c ] && echo "torch 2.11 cuda True"\nexit 0\n')
-    (bin_dir / "python3").chmod(0o755)
-    (repo / "scripts/distill_run.sh").write_text(
-        'mkdir -p "$RUN/adapters/rationale" "$RUN/dev"\n'
-        'echo "{}" > "$RUN/adapters/rationale/adapter_config.json"\necho "{}" > "$RUN/dev/results.json"\n'
-        'echo "== trained rationale"\nsleep 60\n'
+    (bin_dir / "python3").write_text(
+        '#!/bin/bash\n[ "$1" = -c ] && { echo "torch 2.11 cuda True"; exit 0; }\n[ "$2" = demo.cli ] || exit 0\n'
+        'while [ "$1" != --run-dir ]; do shift; done; run=$2\n'
+        'mkdir -p "$run/rationale/checkpoints/checkpoint-1" "$run/dev/adapters"\n'
+        'echo "{}" > "$run/rationale/adapter_config.json"\necho "{}" > "$run/rationale/checkpoints/checkpoint-1/x"\n'
+        'echo "{}" > "$run/dev/results.json"\nln -s "$PWD/$run/rationale" "$run/dev/adapters/rationale"\n'
+        'echo "== rationale: done"\nsleep 60\n'
     )
+    (bin_dir / "python3").chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin"
 
 
@@ -184,10 +185,13 @@ def test_a_run_that_meets_its_deadline_brings_back_what_it_made(tmp_path):
     done = _device_run(repo, out, path, DEADLINE="2")
 
     assert done.returncode == 0, done.stderr
-    assert (out / "status.txt").read_text().startswith("distill_run.sh: exit 124 after ")
+    assert (out / "status.txt").read_text().startswith("scicot run: exit 124 after ")
     assert sorted(p.name for p in out.iterdir()) == ["reports.tgz", "run.log", "stage-rationale.tgz", "status.txt"]
     with tarfile.open(out / "stage-rationale.tgz") as tar:
-        assert tar.getnames() == ["rationale", "rationale/adapter_config.json"]
+        assert tar.getnames() == ["rationale", "rationale/adapter_config.json"]  # no checkpoints
+    with tarfile.open(out / "reports.tgz") as tar:
+        names = tar.getnames()
+    assert "./dev/results.json" in names and not [n for n in names if "adapters" in n or "checkpoints" in n]
 
 
 def test_a_call_killed_from_outside_still_leaves_whole_archives(tmp_path):
@@ -208,7 +212,7 @@ def test_a_call_killed_from_outside_still_leaves_whole_archives(tmp_path):
     os.killpg(call.pid, signal.SIGKILL)
     call.wait()
 
-    assert (out / "status.txt").read_text().startswith("distill_run.sh: stopped from outside before its deadline of 500 s")
+    assert (out / "status.txt").read_text().startswith("scicot run: stopped from outside before its deadline of 500 s")
     for name in ("stage-rationale.tgz", "reports.tgz"):
         with tarfile.open(out / name) as tar:
             assert tar.getnames()
