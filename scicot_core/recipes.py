@@ -10,6 +10,7 @@ package's distilled student. Every refusal names the recipe, the key and what to
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -525,14 +526,32 @@ def _check_baseline(recipe: Recipe, where: str) -> None:
         raise ConfigError(f"{where}: [recipe] baseline {recipe.baseline!r}: step {target} scores {', '.join(named)}.")
 
 
+def data_files(step: Step, recipe: Recipe) -> list[Path]:
+    """The files of the data directory a step reads (what earlier steps made aside)."""
+    keys, data = step.keys, recipe.data_dir
+    if data is None:
+        return []
+    names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) if not n.startswith("@")]
+    names += picked_files(step) if step.kind == "pick" else []
+    splits = list(keys.get("questions", [])) if step.kind == "train" else []
+    if step.kind in ("pick", "sample", "eval") and isinstance(keys.get("questions"), str) and not keys["questions"].startswith("@"):
+        splits.append(keys["questions"])
+    if step.kind == "eval" and "dataset" in keys:
+        splits.append(f"{keys['dataset']}/{keys['split']}")
+    files = [data / n for n in names] + [split_path(data, *name.split("/")) for name in splits]
+    return files + (rationale_files(data, keys["sources"]) if keys.get("sources") else [])
+
+
 def step_hash(step: Step, recipe: Recipe, done: dict[str, str]) -> str:
-    """What a step's output depends on: its kind and keys, the data directory, and the hashes of
-    the steps it reads (`done`); a change to any of them makes the step run again."""
+    """What a step's output depends on: its kind and keys, the contents of the data files it reads
+    (not where they are: a run carried to another machine goes on there), and the hashes of the
+    steps it reads (`done`); a change to any of them makes the step run again."""
     keys = {k: v for k, v in step.keys.items() if k != "about"}  # words about a step change nothing it makes
-    body = {
-        "kind": step.kind,
-        "keys": keys,
-        "data_dir": str(Path(recipe.data_dir or "").resolve()),
-        "needs": {n: done[n] for n in step.needs},
-    }
+    inputs = {p.relative_to(recipe.data_dir).as_posix(): _file_sha256(p, p.stat().st_mtime_ns) for p in data_files(step, recipe)}
+    body = {"kind": step.kind, "keys": keys, "data": inputs, "needs": {n: done[n] for n in step.needs}}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: Path, mtime_ns: int) -> str:
+    return sha256(path)

@@ -283,6 +283,14 @@ def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir
     marker.write_text(json.dumps(json.loads(marker.read_text()) | {"done": False}))
     torn = scicot(args, env)
     assert "== own (sample) goes on" in torn.output and torn.output.count("done before") == 7
+    # The same data elsewhere (a run carried to another machine) changes nothing; changed data does.
+    moved = data.rename(tmp_path / "elsewhere")
+    args[args.index(str(data))] = str(moved)
+    assert scicot(args, env).output.count("done before") == 8
+    dev = moved / "arc_easy" / "dev.jsonl"
+    dev.write_text("".join(dev.read_text().splitlines(keepends=True)[1:]))  # one question fewer
+    redone = scicot(args, env)
+    assert re.findall(r"^== (\S+) \(\w+\) starts", redone.output, re.M) == ["eval:lm", "eval:choices"]
     recipe.write_text(TINY.replace("[steps.answer-only]\nkind", "[steps.answer-only]\nsettings = { seed = 1 }\nkind"))
     changed = scicot(args, env)
     assert changed.exit_code == 0, changed.output
