@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from scicot_core import dev_choices, recipes, report_card
-from scicot_core.distillation_set import parse_fold, rationale_files, write_jsonl_atomic
+from scicot_core.distillation_set import parse_fold, write_jsonl_atomic
 from scicot_core.errors import ConfigError, ScicotError
 from scicot_core.questions import split_path
 from scicot_core.settings import Settings
@@ -158,9 +158,10 @@ class Runner:
         click.echo(f"== {step.id} ({step.kind}) {'goes on' if marker else 'starts'} {started}")
         begin = time.monotonic()
         try:
-            data = getattr(self, f"_{step.kind}")(step, folder)
+            getattr(self, f"_{step.kind}")(step, folder)
         except ScicotError as e:
             raise type(e)(f"step {step.id}: {e}") from None
+        data = {_shown(f, self.recipe.data_dir): recipes.file_sha256(f) for f in recipes.data_files(step, self.recipe)}
         record = {"hash": h, "started_utc": started, "done": True, "minutes": round((time.monotonic() - begin) / 60, 2), "data": data}
         (folder / MARKER).write_text(json.dumps(record, indent=2))
         self.finished[step.id] = record
@@ -206,21 +207,15 @@ class Runner:
             (out / stage).symlink_to(self._path(step, source).resolve(), target_is_directory=True)
         return out
 
-    def _hashes(self, files) -> dict[str, str]:
-        return {_shown(f, self.recipe.data_dir): recipes.sha256(f) for f in files}
-
-    def _questions(self, step: recipes.Step, args: list[str]) -> list[Path]:
-        """The options that name a step's questions; the data files among them."""
+    def _questions(self, step: recipes.Step, args: list[str]) -> Path:
+        """Adds the options that name a step's questions; returns their file."""
         keys = step.keys
-        if "dataset" in keys:
-            args += ["--dataset", keys["dataset"], "--split", keys["split"]]
-            return [split_path(self.recipe.data_dir, keys["dataset"], keys["split"])]
-        if keys["questions"].startswith("@"):
+        if keys.get("questions", "").startswith("@"):
             args += ["--questions", str(self._path(step, keys["questions"]))]
-            return []
-        dataset, split = keys["questions"].split("/")
+            return self._path(step, keys["questions"])
+        dataset, split = (keys["dataset"], keys["split"]) if "dataset" in keys else keys["questions"].split("/")
         args += ["--dataset", dataset, "--split", split]
-        return [split_path(self.recipe.data_dir, dataset, split)]
+        return split_path(self.recipe.data_dir, dataset, split)
 
     def _generation(self, step: recipes.Step, args: list[str], names: tuple[str, ...]) -> None:
         keys = step.keys
@@ -239,7 +234,7 @@ class Runner:
         return value
 
     # The kinds of step.
-    def _pick(self, step: recipes.Step, folder: Path) -> dict:
+    def _pick(self, step: recipes.Step, folder: Path) -> None:
         """A seeded sample of a split's questions (of those the first rationale file explains,
         with `explained_only`, or whenever a recipe gives rationales and says nothing), its
         `part` K/N alone if given; each rationale file cut to them, under its own name."""
@@ -260,25 +255,20 @@ class Runner:
             write_jsonl_atomic([_rationale(row, keys.get("rationale_from", "rationale")) for row in rows], folder / path.name)
         write_jsonl_atomic((q for q in questions if q["id"] in ids), folder / "questions.jsonl")
         click.echo(f"picked {len(ids)} of {len(pool)} questions")
-        return self._hashes([source, *files])
 
-    def _train(self, step: recipes.Step, folder: Path) -> dict:
+    def _train(self, step: recipes.Step, folder: Path) -> None:
         from .cli_method import train
 
         keys = step.keys
         args = ["--stage", keys["stage"], "--out", str(folder)]
-        files = []
         for value in keys.get("data", []):
             args += ["--data", str(self._path(step, value))]
-            files += [] if value.startswith("@") else [self._path(step, value)]
         for value in keys.get("student_rationales", []):
             args += ["--student-rationales", str(self._path(step, value))]
         for pattern in keys.get("sources", []):
             args += ["--source", pattern]
-        files += rationale_files(self.recipe.data_dir, keys.get("sources", [])) if keys.get("sources") else []
         for name in keys.get("questions", []):
             args += ["--questions", name]
-            files.append(split_path(self.recipe.data_dir, *name.split("/")))
         if keys.get("max_per_question"):
             args += ["--max-per-question", str(keys["max_per_question"])]
         args += ["--correct-only"] * bool(keys.get("correct_only")) + ["--full"] * bool(keys.get("full"))
@@ -287,30 +277,26 @@ class Runner:
         if self.recipe.data_dir:
             args += ["--data-dir", str(self.recipe.data_dir)]
         train.main(args, prog_name="scicot train", standalone_mode=False)
-        return self._hashes(files)
 
-    def _sample(self, step: recipes.Step, folder: Path) -> dict:
+    def _sample(self, step: recipes.Step, folder: Path) -> None:
         from .cli_method import sample
 
         args = ["--adapters", str(self._adapters(step, folder)), "--out", str(folder / "rationales.jsonl")]
-        files = self._questions(step, args)
+        asked = self._questions(step, args)
         self._generation(step, args, ("samples", "temperature", "top_p", "seed", "max_tokens", "fold", "limit"))
         sample.main(args, prog_name="scicot sample", standalone_mode=False)
-        value = step.keys["questions"]
-        asked = self._path(step, value) if value.startswith("@") else files[0]
         gold = {q["id"]: q.get("answerKey") for q in _rows(asked)}
         written = _rows(folder / "rationales.jsonl")
         right = sum(r.get("conclusion") == gold.get(r["id"]) for r in written if gold.get(r["id"]))
         keyed = sum(1 for r in written if gold.get(r["id"]))
         stats = {"rationales": len(written), "conclude_gold": round(100 * right / keyed, 1) if keyed else None}
         (folder / report_card.SAMPLE_STATS).write_text(json.dumps(stats))
-        return self._hashes(files)
 
-    def _eval(self, step: recipes.Step, folder: Path) -> dict:
+    def _eval(self, step: recipes.Step, folder: Path) -> None:
         from .cli_method import eval_
 
         args = ["--adapters", str(self._adapters(step, folder)), "--out", str(folder)]
-        files = self._questions(step, args)
+        self._questions(step, args)
         for variant in step.keys.get("variants", []):
             args += ["--variant", variant]
         for value in step.keys.get("rationales", []):
@@ -318,9 +304,8 @@ class Runner:
         names = ("samples", "temperature", "top_p", "seed", "max_tokens", "max_sentences", "prior_weight", "limit")
         self._generation(step, args, names)
         eval_.main(args, prog_name="scicot eval", standalone_mode=False)
-        return self._hashes(files)
 
-    def _choose(self, step: recipes.Step, folder: Path) -> dict:
+    def _choose(self, step: recipes.Step, folder: Path) -> None:
         """Stage 1's sentence cap (benchmarks/rationale_cap.py's sweep) or two-stage+prior's
         weight (the reports' own sweeps), chosen on dev reports, in choice.json."""
         keys = step.keys
@@ -345,9 +330,8 @@ class Runner:
             choice = {"max_sentences": cap or 0, "chosen_on": chosen_on}
         (folder / "choice.json").write_text(json.dumps(choice, indent=2))
         click.echo(f"chose {', '.join(f'{k} = {v}' for k, v in choice.items() if k != 'chosen_on')}")
-        return {}
 
-    def _ship(self, step: recipes.Step, folder: Path) -> dict:
+    def _ship(self, step: recipes.Step, folder: Path) -> None:
         dest = folder / step.keys["dest"] if self.smoke else ROOT / step.keys["dest"]  # a smoke run ships nothing
         adapters = self._adapters(step, folder)
         reports = [str(self._path(step, r)) for r in step.keys["reports"]]
@@ -356,7 +340,6 @@ class Runner:
         if done.returncode:
             raise ConfigError(f"ship_adapters.py: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
         click.echo(done.stdout.strip())
-        return {}
 
 
 def _rows(path: Path) -> list[dict]:

@@ -547,11 +547,16 @@ def step_hash(step: Step, recipe: Recipe, done: dict[str, str]) -> str:
     (not where they are: a run carried to another machine goes on there), and the hashes of the
     steps it reads (`done`); a change to any of them makes the step run again."""
     keys = {k: v for k, v in step.keys.items() if k != "about"}  # words about a step change nothing it makes
-    inputs = {p.relative_to(recipe.data_dir).as_posix(): _file_sha256(p, p.stat().st_mtime_ns) for p in data_files(step, recipe)}
+    inputs = {p.relative_to(recipe.data_dir).as_posix(): file_sha256(p) for p in data_files(step, recipe)}
     body = {"kind": step.kind, "keys": keys, "data": inputs, "needs": {n: done[n] for n in step.needs}}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def file_sha256(path: Path) -> str:
+    """A data file's SHA-256, read once while it is unchanged (steps share their data files)."""
+    return _cached_sha256(Path(path), Path(path).stat().st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=256)
-def _file_sha256(path: Path, mtime_ns: int) -> str:
+def _cached_sha256(path: Path, mtime_ns: int) -> str:
     return sha256(path)

@@ -5,6 +5,7 @@ from the committed summary (`benchmarks/accuracy_tables.py`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -35,17 +36,17 @@ def paired(recipe: Recipe, run_dir: Path, rows: list[dict]) -> list[dict]:
     if not recipe.baseline:
         return []
     base_step, _, base_variant = recipe.baseline.rpartition("/")
-    folder = lambda step_id: run_dir / recipe.step(step_id).folder  # noqa: E731
+    answers = functools.cache(lambda step_id, variant: right_answers(run_dir / recipe.step(step_id).folder, variant))
     base = next((r for r in rows if r["step"] == base_step), None)
     out = []
     for row in rows:
         side = (base_step, base) if base_step else (row["step"], row)
         if side[1] is None or row["questions"] != side[1]["questions"] or base_variant not in side[1]["accuracy"]:
             continue
-        a = right_answers(folder(side[0]), base_variant)
+        a = answers(side[0], base_variant)
         for variant in row["accuracy"]:
             if (row["step"], variant) != (side[0], base_variant):
-                b = right_answers(folder(row["step"]), variant)
+                b = answers(row["step"], variant)
                 out.append({"a": f"{side[0]}/{base_variant}", "b": f"{row['step']}/{variant}"} | compare(a, b))
     return out
 
