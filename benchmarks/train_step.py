@@ -1,6 +1,6 @@
 """What a training step of the scoring stage costs with each objective: stage 2 (`answer`) on
 real questions and teacher rationales, the language-model loss against the choices objective,
-on the same questions, seed and settings as `scripts/distill_run.sh` (LoRA r16 on every linear
+on the same questions, seed and settings as `recipes/distill.toml` (LoRA r16 on every linear
 layer, batch 8).
 
     .venv/bin/python benchmarks/train_step.py --data-dir ../shared/data [--steps 12] [--out FILE]

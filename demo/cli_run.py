@@ -161,7 +161,7 @@ class Runner:
             getattr(self, f"_{step.kind}")(step, folder)
         except ScicotError as e:
             raise type(e)(f"step {step.id}: {e}") from None
-        data = {_shown(f, self.recipe.data_dir): recipes.file_sha256(f) for f in recipes.data_files(step, self.recipe)}
+        data = {name: recipes.file_sha256(f) for name, f in recipes.inputs(step, self.recipe).items()}
         record = {"hash": h, "started_utc": started, "done": True, "minutes": round((time.monotonic() - begin) / 60, 2), "data": data}
         (folder / MARKER).write_text(json.dumps(record, indent=2))
         self.finished[step.id] = record
@@ -185,9 +185,9 @@ class Runner:
         }
 
     # Where a step's values point.
-    def _path(self, step: recipes.Step, value: str) -> Path:
+    def _path(self, step: recipes.Step, value: str, folder: bool = False) -> Path:
         if not value.startswith("@"):
-            return self.recipe.data_dir / value
+            return recipes.adapter_folder(self.recipe, value) if folder else self.recipe.data_dir / value
         ref = recipes.parse_ref(value, step, self.recipe, step.id)
         if ref.step_id is None:
             from scicot_core.base_models import family
@@ -204,7 +204,7 @@ class Runner:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         for stage, source in value.items():
-            (out / stage).symlink_to(self._path(step, source).resolve(), target_is_directory=True)
+            (out / stage).symlink_to(self._path(step, source, folder=True).resolve(), target_is_directory=True)
         return out
 
     def _questions(self, step: recipes.Step, args: list[str]) -> Path:
@@ -354,10 +354,10 @@ def _rationale(row: dict, source: str) -> dict:
     return row | {"rationale": " ".join(f[:1].upper() + f[1:] + ("" if f.endswith(".") else ".") for f in facts if f)}
 
 
-def _shown(path: Path, base: Path = ROOT) -> str:
-    """A path as the report keeps it: relative to `base` (the checkout by default) where it is
-    near, else its name alone (no machine's own folders in a committed file)."""
-    relative = os.path.relpath(Path(path).resolve(), Path(base).resolve())
+def _shown(path: Path) -> str:
+    """A path as the report keeps it: relative to the checkout where it is near, else its name
+    alone (no machine's own folders in a committed file)."""
+    relative = os.path.relpath(Path(path).resolve(), ROOT.resolve())
     return Path(path).name if relative.startswith(os.path.join("..", "..")) else relative
 
 

@@ -21,7 +21,7 @@ from .distillation_set import parse_fold, rationale_files
 from .errors import ConfigError
 from .evaluate import VARIANTS
 from .questions import DATASETS, SPLITS, split_path
-from .student import STAGES
+from .student import SENTENCES_FILE, STAGES
 from .train import TrainConfig, setting
 
 try:
@@ -101,10 +101,16 @@ MAKES = {
     "train": set(),
     "ship": set(),
 }
-TOP = {"recipe": {"name": "str", "about": "str", "baseline": "str", "data_dir": "str"}, "defaults": None, "steps": None}
+TOP = {
+    "recipe": {"name": "str", "about": "str", "baseline": "str", "compare": "pairs", "data_dir": "str"},
+    "defaults": None,
+    "steps": None,
+}
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 REF = re.compile(r"^@([a-z0-9][a-z0-9_-]*)(?::([a-z0-9][a-z0-9_-]*))?(?:/(.+))?$")
 SHIPPED = "shipped"
+# The files of a trained stage folder whose contents a step that reads it by path depends on.
+ADAPTER_FILES = ("adapter_config.json", "config.json", "adapter_model.safetensors", "model.safetensors", SENTENCES_FILE)
 # What a choose step chooses on dev reports, and the key of a later step that takes it.
 CHOICES = {"sentence-cap": "max_sentences", "prior-weight": "prior_weight"}
 _TYPES = {"str": str, "int": int, "bool": bool, "number": (int, float), "list": list, "table": dict}
@@ -145,6 +151,7 @@ class Recipe:
     data_dir: Path | None
     steps: list[Step]
     sha256: str
+    compare: list[tuple[str, str]] = field(default_factory=list)  # more pairs of step/variant to count
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -185,13 +192,16 @@ def load(path: Path, data_dir: Path | None = None, smoke: int | None = None, fal
         steps += _expand(name, body, defaults, where)
     if not steps:
         raise ConfigError(f"{where}: no steps; add at least one [steps.NAME] table.")
-    recipe = Recipe(path, head["name"], head.get("about", ""), head.get("baseline"), data, steps, sha256(path))
+    pairs = [tuple(pair) for pair in head.get("compare", [])]
+    recipe = Recipe(path, head["name"], head.get("about", ""), head.get("baseline"), data, steps, sha256(path), pairs)
     for step in steps:
         if smoke:
             _smoke(step, smoke)
         _check(step, recipe, f"{where}: steps.{step.id}")
     if recipe.baseline:
         _check_baseline(recipe, where)
+    for pair in recipe.compare:
+        _check_pair(recipe, pair, where)
     return recipe
 
 
@@ -217,6 +227,10 @@ def _type(value, kind: str | None, where: str) -> None:
         return
     if kind.endswith(" or choice"):  # a value, or "@step" of a choose step that makes it
         return None if isinstance(value, str) and value.startswith("@") else _type(value, kind.split()[0], where)
+    if kind == "pairs":
+        if isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in value):
+            return None
+        raise ConfigError(f'{where} takes a list of pairs, e.g. [["eval:lm/two-stage", "eval:choices/two-stage"]], not {value!r}.')
     if kind == "ints":
         if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
             return None
@@ -440,7 +454,7 @@ class _Checks:
     @staticmethod
     def sample(step: Step, recipe: Recipe, where: str) -> None:
         _questions(step, recipe, where)
-        _adapters(step, where)
+        _adapters(step, recipe, where)
 
     @staticmethod
     def eval(step: Step, recipe: Recipe, where: str) -> None:
@@ -454,7 +468,7 @@ class _Checks:
         unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]
         if unknown:
             raise ConfigError(f"{where}: variants: unknown {unknown[0]!r}; give some of {', '.join(VARIANTS)}.")
-        _adapters(step, where)
+        _adapters(step, recipe, where)
 
     @staticmethod
     def choose(step: Step, recipe: Recipe, where: str) -> None:
@@ -471,11 +485,11 @@ class _Checks:
         if keys["what"] == "sentence-cap" and "adapters" not in keys:
             raise ConfigError(f"{where}: adapters is missing: the adapter set whose stage 2 reads the cut rationales.")
         if "adapters" in keys:
-            _adapters(step, where)
+            _adapters(step, recipe, where)
 
     @staticmethod
     def ship(step: Step, recipe: Recipe, where: str) -> None:
-        _adapters(step, where)
+        _adapters(step, recipe, where)
         if not isinstance(step.keys["adapters"], dict):
             raise ConfigError(f"{where}: adapters takes a table of stage = '@step', the stages to ship.")
         dest = Path(step.keys["dest"])
@@ -495,15 +509,26 @@ def _questions(step: Step, recipe: Recipe, where: str) -> None:
         step.splits.add(_split(recipe, value, f"{where}: questions"))
 
 
-def _adapters(step: Step, where: str) -> None:
+def _adapters(step: Step, recipe: Recipe, where: str) -> None:
     value = step.keys["adapters"]
     if isinstance(value, str) and not value.startswith("@"):
-        raise ConfigError(f"{where}: adapters {value!r}: name a step (@step) or @{SHIPPED}.")
+        raise ConfigError(f"{where}: adapters {value!r}: name a step (@step) or @{SHIPPED}, or give a table of stage = folder.")
     for stage, folder in value.items() if isinstance(value, dict) else []:
         if stage not in STAGES:
             raise ConfigError(f"{where}: adapters.{stage}: no such stage; give some of {', '.join(STAGES)}.")
         if not folder.startswith("@"):
-            raise ConfigError(f"{where}: adapters.{stage} = {folder!r}: name a train step (@step) or @{SHIPPED}/{stage}.")
+            path = adapter_folder(recipe, folder)
+            if not any((path / name).is_file() for name in ADAPTER_FILES[:2]):
+                raise ConfigError(
+                    f"{where}: adapters.{stage} = {folder!r}: {path} holds no trained stage (adapter_config.json); "
+                    f"name a train step (@step), @{SHIPPED}/{stage}, or a folder a ship step wrote (relative to the recipe)."
+                )
+
+
+def adapter_folder(recipe: Recipe, folder: str) -> Path:
+    """A stage folder a recipe names by path (a candidate a ship step wrote, say): relative to the
+    recipe file, as its data_dir is."""
+    return recipe.path.parent / folder
 
 
 def _check_baseline(recipe: Recipe, where: str) -> None:
@@ -526,34 +551,61 @@ def _check_baseline(recipe: Recipe, where: str) -> None:
         raise ConfigError(f"{where}: [recipe] baseline {recipe.baseline!r}: step {target} scores {', '.join(named)}.")
 
 
-def data_files(step: Step, recipe: Recipe) -> list[Path]:
-    """The files of the data directory a step reads (what earlier steps made aside)."""
+def _check_pair(recipe: Recipe, pair: tuple[str, str], where: str) -> None:
+    """`compare = [["step[:arm]/variant", "step[:arm]/variant"], ...]`: two variants scored on the
+    same questions (the same dataset and split, or the same questions file)."""
+    evals = {s.id: s for s in recipe.steps if s.kind == "eval"}
+    steps = []
+    for side in pair:
+        target, _, variant = side.rpartition("/")
+        step = evals.get(target)
+        if step is None or (step.keys.get("variants") and variant not in step.keys["variants"]) or variant not in VARIANTS:
+            raise ConfigError(
+                f"{where}: [recipe] compare {side!r}: write eval-step[:arm]/variant of a variant it scores; "
+                f"its eval steps are {', '.join(evals) or 'none'}."
+            )
+        steps.append(step)
+    if len(set(pair)) == 1 or len({tuple(s.keys.get(k) for k in ("dataset", "split", "questions")) for s in steps}) > 1:
+        raise ConfigError(f"{where}: [recipe] compare {list(pair)}: pair two variants scored on the same questions.")
+
+
+def inputs(step: Step, recipe: Recipe) -> dict[str, Path]:
+    """What a step reads from outside the run, by the name its report gives it: the files of the
+    data directory (relative to it) and the files of stage folders named by path (under the
+    folder as the recipe writes it). Earlier steps' outputs are not here: their hashes are."""
     keys, data = step.keys, recipe.data_dir
-    if data is None:
-        return []
-    names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) if not n.startswith("@")]
-    names += picked_files(step) if step.kind == "pick" else []
-    splits = list(keys.get("questions", [])) if step.kind == "train" else []
-    if step.kind in ("pick", "sample", "eval") and isinstance(keys.get("questions"), str) and not keys["questions"].startswith("@"):
-        splits.append(keys["questions"])
-    if step.kind == "eval" and "dataset" in keys:
-        splits.append(f"{keys['dataset']}/{keys['split']}")
-    files = [data / n for n in names] + [split_path(data, *name.split("/")) for name in splits]
-    return files + (rationale_files(data, keys["sources"]) if keys.get("sources") else [])
+    found: dict[str, Path] = {}
+    if data is not None:
+        names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) if not n.startswith("@")]
+        names += picked_files(step) if step.kind == "pick" else []
+        splits = list(keys.get("questions", [])) if step.kind == "train" else []
+        if step.kind in ("pick", "sample", "eval") and isinstance(keys.get("questions"), str) and not keys["questions"].startswith("@"):
+            splits.append(keys["questions"])
+        if step.kind == "eval" and "dataset" in keys:
+            splits.append(f"{keys['dataset']}/{keys['split']}")
+        files = [data / n for n in names] + [split_path(data, *name.split("/")) for name in splits]
+        files += rationale_files(data, keys["sources"]) if keys.get("sources") else []
+        found |= {p.relative_to(data).as_posix(): p for p in files}
+    adapters = keys.get("adapters")
+    for folder in adapters.values() if isinstance(adapters, dict) else []:
+        if not folder.startswith("@"):
+            path = adapter_folder(recipe, folder)
+            found |= {f"{folder.rstrip('/')}/{name}": path / name for name in ADAPTER_FILES if (path / name).is_file()}
+    return found
 
 
 def step_hash(step: Step, recipe: Recipe, done: dict[str, str]) -> str:
-    """What a step's output depends on: its kind and keys, the contents of the data files it reads
-    (not where they are: a run carried to another machine goes on there), and the hashes of the
+    """What a step's output depends on: its kind and keys, the contents of the files it reads
+    (`inputs`; not where they are: a run carried to another machine goes on there), and the hashes of the
     steps it reads (`done`); a change to any of them makes the step run again."""
     keys = {k: v for k, v in step.keys.items() if k != "about"}  # words about a step change nothing it makes
-    inputs = {p.relative_to(recipe.data_dir).as_posix(): file_sha256(p) for p in data_files(step, recipe)}
-    body = {"kind": step.kind, "keys": keys, "data": inputs, "needs": {n: done[n] for n in step.needs}}
+    read = {name: file_sha256(p) for name, p in inputs(step, recipe).items()}
+    body = {"kind": step.kind, "keys": keys, "data": read, "needs": {n: done[n] for n in step.needs}}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def file_sha256(path: Path) -> str:
-    """A data file's SHA-256, read once while it is unchanged (steps share their data files)."""
+    """A file's SHA-256, read once while it is unchanged (steps share their data files)."""
     return _cached_sha256(Path(path), Path(path).stat().st_mtime_ns)
 
 

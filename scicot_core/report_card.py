@@ -32,23 +32,22 @@ def accuracy(recipe: Recipe, run_dir: Path, finished: dict[str, dict]) -> list[d
 
 def paired(recipe: Recipe, run_dir: Path, rows: list[dict]) -> list[dict]:
     """Against the baseline: every other variant of every eval on the baseline step's questions
-    (`step/variant`), or each eval's other variants against its own (a bare `variant`)."""
-    if not recipe.baseline:
-        return []
-    base_step, _, base_variant = recipe.baseline.rpartition("/")
+    (`step/variant`), or each eval's other variants against its own (a bare `variant`); then the
+    recipe's `compare` pairs, each once, as far as both sides have been scored."""
     answers = functools.cache(lambda step_id, variant: right_answers(run_dir / recipe.step(step_id).folder, variant))
-    base = next((r for r in rows if r["step"] == base_step), None)
-    out = []
-    for row in rows:
-        side = (base_step, base) if base_step else (row["step"], row)
-        if side[1] is None or row["questions"] != side[1]["questions"] or base_variant not in side[1]["accuracy"]:
-            continue
-        a = answers(side[0], base_variant)
-        for variant in row["accuracy"]:
-            if (row["step"], variant) != (side[0], base_variant):
-                b = answers(row["step"], variant)
-                out.append({"a": f"{side[0]}/{base_variant}", "b": f"{row['step']}/{variant}"} | compare(a, b))
-    return out
+    scored = {(r["step"], v): r for r in rows for v in r["accuracy"]}
+    pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    if recipe.baseline:
+        base_step, _, base_variant = recipe.baseline.rpartition("/")
+        for row in rows:
+            side = (base_step or row["step"], base_variant)
+            if side in scored and row["questions"] == scored[side]["questions"]:
+                pairs += [(side, (row["step"], v)) for v in row["accuracy"] if (row["step"], v) != side]
+    for a, b in recipe.compare:
+        pair = tuple(tuple(side.rpartition("/")[::2]) for side in (a, b))
+        if all(side in scored for side in pair) and pair not in pairs:
+            pairs.append(pair)
+    return [{"a": "/".join(a), "b": "/".join(b)} | compare(answers(*a), answers(*b)) for a, b in pairs]
 
 
 def card(recipe: Recipe, run_dir: Path, finished: dict[str, dict], about_run: dict) -> dict:

@@ -52,6 +52,7 @@ TINY = """
 name = "tiny"
 about = "A recipe of every kind of step but ship, on the sample questions."
 baseline = "eval:lm/answer-only"
+compare = [["eval:lm/two-stage", "eval:choices/two-stage"]]
 
 [defaults.train.settings]
 batch_size = 4
@@ -142,6 +143,10 @@ BAD = [
     ("baseline of no step", ('baseline = "eval:lm/answer-only"', 'baseline = "eval:none/answer-only"'), "[recipe] baseline"),
     ("baseline of no variant", ('baseline = "eval:lm/answer-only"', 'baseline = "answer-alone"'), "is no variant"),
     ("not toml", ("[recipe]", "[recipe"), "is not valid TOML"),
+    ("compare of no step", ('compare = [["eval:lm/', 'compare = [["eval:none/'), "[recipe] compare 'eval:none/two-stage'"),
+    ("compare of a variant not scored", ('"eval:lm/two-stage", "eval', '"eval:lm/zero-shot", "eval'), "compare 'eval:lm/zero-shot'"),
+    ("compare of one side", ('"eval:lm/two-stage", "eval:choices/two-stage"', '"eval:lm/two-stage"'), "takes a list of pairs"),
+    ("compare of a variant with itself", ('"eval:choices/two-stage"]]', '"eval:lm/two-stage"]]'), "pair two variants scored on the same"),
 ]
 
 
@@ -267,7 +272,12 @@ def test_a_run_resumes_and_keeps_its_report_card(tmp_path, data, tiny_causal_dir
         ("eval:lm", "arc_easy/dev", 5, ["answer-only", "two-stage"]),
         ("eval:choices", "arc_easy/dev", 5, ["answer-only", "two-stage"]),
     ]
-    assert [p["b"] for p in summary["paired"]] == ["eval:lm/two-stage", "eval:choices/answer-only", "eval:choices/two-stage"]
+    assert [(p["a"], p["b"]) for p in summary["paired"]] == [
+        ("eval:lm/answer-only", "eval:lm/two-stage"),
+        ("eval:lm/answer-only", "eval:choices/answer-only"),
+        ("eval:lm/answer-only", "eval:choices/two-stage"),
+        ("eval:lm/two-stage", "eval:choices/two-stage"),  # the recipe's compare pair
+    ]
     assert all(p["questions"] == 5 and 0 <= p["p"] <= 1 for p in summary["paired"])
     assert summary["samples"] == [{"step": "own", "rationales": 6, "conclude_gold": summary["samples"][0]["conclude_gold"]}]
     assert 0 <= summary["samples"][0]["conclude_gold"] <= 100
@@ -365,7 +375,7 @@ def test_stage_2_reads_a_picked_explanation_as_facts_or_whole(tmp_path, data, ti
     assert [p["id"] for p in predictions] == [r["id"] for r in facts]
 
 
-@pytest.mark.parametrize("name", ["crossfit", "distill"])
+@pytest.mark.parametrize("name", ["crossfit", "distill", "distill-slice"])
 def test_a_committed_recipe_without_the_shipped_student_runs_as_a_smoke_run_on_a_tiny_model(tmp_path, data, tiny_causal_dir, name):
     run_dir = tmp_path / "run"
     env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
@@ -470,4 +480,51 @@ def test_a_bare_variant_baseline_pairs_each_eval_with_its_own(tmp_path, data):
     assert [(p["a"], p["b"], p["only_a"], p["only_b"]) for p in pairs] == [
         ("eval:lm/answer-only", "eval:lm/two-stage", 0, 0),
         ("eval:choices/answer-only", "eval:choices/two-stage", 0, 2),
+        ("eval:lm/two-stage", "eval:choices/two-stage", 0, 2),  # TINY's compare pair
     ]
+
+
+def test_a_stage_folder_named_by_path_is_read_and_its_files_hashed(tmp_path, data, tiny_causal_dir):
+    """A candidate a ship step wrote (here a trained stage of another run) is named by its folder,
+    relative to the recipe; its files are among the step's inputs, so a changed adapter scores
+    again, and a folder with no trained stage is refused before anything runs."""
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    first = tmp_path / "first"
+    trained = scicot(["run", str(write(tmp_path, TINY)), "--data-dir", str(data), "--run-dir", str(first), "--smoke", "2"], env)
+    assert trained.exit_code == 0, trained.output
+    text = """
+[recipe]
+name = "candidate"
+[steps.eval]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+limit = 3
+adapters = { answer-only = "first/answer-only" }
+variants = ["answer-only"]
+"""
+    recipe, run_dir = write(tmp_path, text, "candidate.toml"), tmp_path / "run"
+    args = ["run", str(recipe), "--data-dir", str(data), "--run-dir", str(run_dir), "--results", str(tmp_path / "results")]
+    done = scicot(args, env)
+    assert done.exit_code == 0, done.output
+    summary = json.loads((run_dir / "report.json").read_text())
+    assert "first/answer-only/adapter_model.safetensors" in summary["data"] and summary["accuracy"][0]["n"] == 3
+    assert scicot(args, env).output.count("done before") == 1
+    config = first / "answer-only" / "adapter_config.json"
+    config.write_text(config.read_text() + "\n")  # another file, if the same settings
+    assert "== eval: its settings or inputs changed; it starts over" in scicot(args, env).output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = scicot(
+        [
+            "run",
+            str(write(tmp_path, text.replace("first/answer-only", "empty"), "bad.toml")),
+            "--data-dir",
+            str(data),
+            "--run-dir",
+            str(tmp_path / "r2"),
+        ]
+    )
+    assert refused.exit_code == 1 and "holds no trained stage" in refused.output and len(refused.output.splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
