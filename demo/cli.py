@@ -175,10 +175,11 @@ def samples():
 def _register_subgroups() -> None:
     from .cli_compare import compare
     from .cli_db import db
+    from .cli_memory import memory
     from .cli_method import eval_, sample, teach, train
     from .cli_run import run
 
-    for command in (db, teach, train, sample, eval_, compare, run):
+    for command in (db, teach, train, sample, eval_, compare, run, memory):
         main.add_command(command)
 
 

@@ -108,6 +108,7 @@ class Settings:
     data_dir: Path | None = None
     db_path: Path | None = None
     distill_path: Path | None = None
+    memory_path: Path | None = None  # the student's memory of facts (scicot_core/memory.py), beside the store
     student: str = "smollm2-135m"
     adapters: Path | None = None
     teacher: str = "stand-in"
@@ -147,6 +148,7 @@ class Settings:
             data_dir=_path(env.get("SCICOT_DATA_DIR")),
             db_path=db_path,
             distill_path=_path(env.get("SCICOT_DISTILL_SET")) or db_path.with_name("distillation_set.jsonl"),
+            memory_path=_path(env.get("SCICOT_MEMORY")) or db_path.with_name("memory.db"),
             student=env.get("SCICOT_STUDENT") or "smollm2-135m",
             adapters=_path(env.get("SCICOT_ADAPTERS")),
             teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "stand-in"),

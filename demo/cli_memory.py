@@ -1,0 +1,117 @@
+"""`scicot memory ...`: the student's memory of facts (scicot_core/memory.py) from the shell:
+build it from training-split rationales and the store's accepted ones, search it, count it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from scicot_core.settings import Settings
+
+memory_option = click.option(
+    "--memory",
+    "memory_path",
+    type=click.Path(path_type=Path),
+    help="Memory file [default: SCICOT_MEMORY, else memory.db beside the store].",
+)
+
+
+@click.group()
+def memory():
+    """The student's memory: facts from teacher and human rationales, searched by BM25."""
+
+
+@memory.command()
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [default: SCICOT_DATA_DIR; none: the sample set]."
+)
+@click.option(
+    "--source", "patterns", multiple=True, help="Rationale files by teacher, e.g. 'gpt4o-level[1-3]' [default: every train file]."
+)
+@click.option(
+    "--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path), help="A training-split rationale file to add."
+)
+@click.option(
+    "--db", "db_path", type=click.Path(path_type=Path), help="Store whose accepted rationales and edits join [default: SCICOT_DB]."
+)
+@click.option("--no-store", is_flag=True, help="Leave the store's rationales out.")
+@memory_option
+def build(data_dir, patterns, files, db_path, no_store, memory_path):
+    """Build the memory anew (the old file stays until the new one is whole)."""
+    from scicot_core import memory as mem
+
+    settings = Settings.from_env()
+    data_dir = data_dir or settings.data_dir
+    out = memory_path or settings.memory_path
+    chosen, rows = mem.build_rows(data_dir, patterns or ("*",), files)
+    store_db = db_path or settings.db_path
+    extra = []
+    if not no_store and store_db.is_file():
+        extra = _store_rows(store_db, data_dir)
+    began = time.monotonic()
+    about = {"files": [f.name for f in chosen] or ["sample_questions.jsonl"], "store": str(store_db) if extra else None}
+    stats = mem.build(out, _chain(rows, extra), about)
+    click.echo(
+        f"{out}: {stats['facts']:,} facts from {stats['sources']:,} places, {stats['questions']:,} questions, in {time.monotonic() - began:.1f} s"
+    )
+    for kind, n in stats["by_kind"].items():
+        click.echo(f"  {kind:8} {n:,}")
+
+
+def _chain(first, second):
+    yield from first
+    yield from second
+
+
+def _store_rows(db_path: Path, data_dir: Path | None) -> list:
+    from annotations.export import export_rows
+    from annotations.store import Store
+    from scicot_core import memory as mem
+
+    store = Store(db_path)
+    try:
+        rows = export_rows(store.curation_rows())
+    finally:
+        store.close()
+    return list(mem.store_rows(rows, mem.held_out_ids(data_dir)))
+
+
+@memory.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="How many facts.")
+@click.option("--exclude-question", help="Leave out the facts of this question's own rationales.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per fact.")
+@memory_option
+def search(query, k, exclude_question, as_json, memory_path):
+    """The facts BM25 ranks first for QUERY, with where each came from."""
+    from scicot_core import memory as mem
+
+    store = mem.Memory(memory_path or Settings.from_env().memory_path)
+    try:
+        facts = store.with_sources(store.search(query, k, exclude_question))
+    finally:
+        store.close()
+    if not facts:
+        click.echo("No fact matches; try other words.", err=True)
+    for f in facts:
+        if as_json:
+            click.echo(json.dumps({"text": f.text, "score": round(f.score, 3), "sources": [s.label() for s in f.sources]}))
+        else:
+            more = f" (+{len(f.sources) - 1} more)" if len(f.sources) > 1 else ""
+            click.echo(f"{f.score:6.2f}  {f.text}\n        {f.sources[0].label()}{more}")
+
+
+@memory.command()
+@memory_option
+def stats(memory_path):
+    """How many facts, from where."""
+    from scicot_core import memory as mem
+
+    store = mem.Memory(memory_path or Settings.from_env().memory_path)
+    try:
+        click.echo(json.dumps(store.stats(), indent=2))
+    finally:
+        store.close()

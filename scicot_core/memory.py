@@ -1,0 +1,354 @@
+"""The student's memory: true facts from the teachers and the raters, retrieved by BM25.
+
+Facts come from training-split rationale files (each sentence before the answer sentence;
+EntailmentBank's own facts list), from the bundled sample set where no data directory is
+given, and from rationales a reviewer accepted or wrote in the annotation store. Sentences that
+only talk about the question's options ("Option B is wrong ...") are dropped, and a fact found
+in several rationales is kept once, with every place it came from (its provenance: teacher or
+human, file, question, licence).
+
+The memory is one SQLite file beside the store, indexed with FTS5 (BM25 ranking, the Porter
+stemmer). It never holds a dev or test rationale: the builder refuses a dev or test file, row
+or store question and writes nothing. A search may leave out the facts of one question (a
+training question must not retrieve the rationale it is learning to write).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import tempfiles
+from .distillation_set import rationale_files
+from .errors import ConfigError
+from .formats import rationale_body
+from .questions import DATASETS, SPLITS, Question, read_jsonl, sample_items
+
+MEMORY_FILE = "memory.db"
+SCHEMA = 1
+MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
+# Sentences about the question's options, not about the world.
+_ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z0-9]+")
+# Words that match nearly every fact: left out of queries so BM25 weighs the rest.
+STOPWORDS = frozenset(
+    """a about above after all also am an and any are as at be because been being below between both but by can could
+    did do does doing down during each few for from further had has have having he her here hers him his how i if in
+    into is it its itself just me more most my no nor not now of off on once only or other our out over own same she
+    should so some such than that the their them then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your following best most likely""".split()
+)
+# Where each rationale file's facts come from, and under what terms (../shared/data/README.md).
+LICENCES = {
+    "entailmentbank": ("human", "EntailmentBank (Dalvi et al. 2021), Apache-2.0 / CC BY"),
+    "flan_t5": ("teacher", "Flan-T5 rationales of TinyLLM's public data, Apache-2.0"),
+    "gpt4o": ("teacher", "GPT-4o rationales of EIT-NLP/Distilling-CoT-Reasoning, Apache-2.0; OpenAI's terms for outputs"),
+    "gemini15flash": ("teacher", "Gemini-1.5-Flash rationales of EIT-NLP/Distilling-CoT-Reasoning, Apache-2.0; Google's terms for outputs"),
+}
+SAMPLE_LICENCE = "SciCoT Studio's own sample set, Apache-2.0"
+STORE_LICENCE = "written or accepted in this annotation store"
+TEACHER_NAMES = {"entailmentbank": "EntailmentBank", "flan_t5": "Flan-T5", "gpt4o": "GPT-4o", "gemini15flash": "Gemini-1.5-Flash"}
+DATASET_NAMES = {"arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge", "openbookqa": "OpenBookQA"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one fact was found: `kind` is teacher, human or rated (a store rationale a reviewer
+    accepted, or an edit)."""
+
+    kind: str
+    teacher: str
+    file: str
+    question_id: str
+    dataset: str
+    licence: str
+    rater: str = ""
+
+    def label(self) -> str:
+        """How the app names it: "GPT-4o rationale for an OpenBookQA train question"."""
+        if self.kind == "rated":
+            return f"rated by {self.rater}" if self.rater else "accepted in the store"
+        if self.teacher == "sample":
+            return f"the sample set's rationale for a {self.dataset.partition('/')[2] or 'sample'} question"
+        where = DATASET_NAMES.get(self.dataset, self.dataset)
+        if self.kind == "human":
+            return f"{TEACHER_NAMES.get(self.teacher, self.teacher)} (human) for an {where} train question"
+        article = "an" if where[:1] in "AEIOU" else "a"
+        return f"{TEACHER_NAMES.get(self.teacher, self.teacher)} rationale for {article} {where} train question"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A retrieved fact: its text, its BM25 score (higher is better) and where it came from."""
+
+    id: int
+    text: str
+    score: float
+    sources: tuple[Source, ...] = field(default=(), compare=False)
+
+
+def key(text: str) -> str:
+    """What two facts share when they say the same thing: lower-case words, in order."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def sentence(text: str) -> str:
+    """A fact as a sentence: first letter up, one closing stop."""
+    text = " ".join(text.split()).strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def facts_of(row: dict) -> list[str]:
+    """The facts of one rationale row: EntailmentBank's own facts list when it has one, else the
+    sentences before its answer sentence, without those about the options or too short."""
+    if isinstance(row.get("facts"), list) and all(isinstance(f, str) for f in row["facts"]):
+        candidates = row["facts"]
+    else:
+        text = row.get("rationale")
+        candidates = _SENTENCE_END.split(rationale_body(text)) if isinstance(text, str) else []
+    out = []
+    for c in candidates:
+        c = sentence(c)
+        if len(_WORD.findall(c.lower())) >= MIN_WORDS and not _ABOUT_OPTIONS.search(c):
+            out.append(c)
+    return out
+
+
+def file_parts(path: Path) -> tuple[str, str, str]:
+    """(teacher family, dataset, split) from a rationale file's name, `<teacher>_<dataset>_<split>.jsonl`."""
+    stem = path.stem
+    split = next((s for s in SPLITS if stem.endswith("_" + s)), "")
+    stem = stem[: -len(split) - 1] if split else stem
+    dataset = next((d for d in DATASETS if stem.endswith("_" + d)), "")
+    teacher = stem[: -len(dataset) - 1] if dataset else stem
+    family = next((f for f in LICENCES if teacher == f or teacher.startswith(f + "-")), teacher)
+    return family, dataset, split
+
+
+def _file_rows(path: Path) -> Iterator[tuple[str, Source]]:
+    """(fact, source) of every row of one training-split rationale file; a dev or test file, or
+    a row that says another split, is refused."""
+    check_file(path)
+    family, dataset, _ = file_parts(path)
+    kind, licence = LICENCES.get(family, ("teacher", f"{path.name}: see the data directory's README"))
+    for number, row in read_jsonl(path):
+        if row.get("split", "train") != "train":
+            raise ConfigError(f"{path.name} line {number}: a {row['split']!r} row; the memory takes training-split rationales only.")
+        for text in facts_of(row):
+            yield text, Source(kind, family, path.name, str(row.get("id", "")), row.get("dataset") or dataset, licence)
+
+
+def sample_rows() -> Iterator[tuple[str, Source]]:
+    """The bundled sample set's reference rationales: the memory where no data directory is."""
+    for question, text in sample_items():
+        for fact in facts_of({"rationale": text}):
+            yield fact, Source("teacher", "sample", "sample_questions.jsonl", question.id, question.source, SAMPLE_LICENCE)
+
+
+def held_out_ids(data_dir: Path | None) -> set[str]:
+    """The ids of every dev and test question of a data directory's datasets."""
+    ids: set[str] = set()
+    for dataset in DATASETS if data_dir else ():
+        for split in ("dev", "test"):
+            path = Path(data_dir) / dataset / f"{split}.jsonl"
+            if path.is_file():
+                ids |= {str(row.get("id")) for _, row in read_jsonl(path)}
+    return ids
+
+
+def store_rows(export: Sequence[dict], held_out: set[str]) -> Iterator[tuple[str, Source]]:
+    """Facts of the store's accepted rationales and edits (`annotations.export.export_rows`
+    output, whose `dataset` is the question's `dataset/split`); one for a dev or test question
+    (by its split, or its id among `held_out`) is refused."""
+    rows = list(export)
+    for row in rows:
+        split = (row.get("dataset") or "").rpartition("/")[2]
+        if str(row["id"]) in held_out or split in ("dev", "test"):
+            raise ConfigError(
+                f"the store's accepted rationale {row.get('rationale_id')} is for the {split if split in ('dev', 'test') else 'held-out'} "
+                f"question {row['id']}; the memory takes training questions only (reject it, or build with --no-store)."
+            )
+    for row in rows:
+        rater = row.get("reviewer") or ", ".join(row.get("raters") or [])
+        dataset = (row.get("dataset") or "").partition("/")[0]
+        for text in facts_of({"rationale": row["rationale"]}):
+            yield text, Source("rated", row.get("teacher_model") or "", "store", str(row["id"]), dataset, STORE_LICENCE, rater)
+
+
+# -- the file -------------------------------------------------------------------------------------
+
+_CREATE = """
+create table meta (name text primary key, value text not null);
+create table facts (id integer primary key, text text not null, key text not null unique);
+create table sources (
+    fact_id integer not null references facts(id), kind text not null, teacher text not null, file text not null,
+    question_id text not null, dataset text not null, licence text not null, rater text not null default '',
+    unique (fact_id, file, question_id)
+);
+create index sources_question on sources(question_id);
+create virtual table facts_fts using fts5(text, content='facts', content_rowid='id', tokenize='porter unicode61');
+create trigger facts_ai after insert on facts begin insert into facts_fts(rowid, text) values (new.id, new.text); end;
+"""
+
+
+def build(path: Path, rows: Iterable[tuple[str, Source]], about: dict | None = None) -> dict:
+    """Write a new memory at `path` from (fact, source) rows: into a temporary file first, so
+    a refusal or a failure midway leaves what was at `path` as it was. Returns its stats."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file path such as {path / MEMORY_FILE}.")
+    with tempfiles.atomic(path) as tmp:
+        db = sqlite3.connect(tmp)
+        try:
+            db.executescript(_CREATE)
+            _add(db, rows)
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            meta = {"schema": SCHEMA, "built_utc": now} | (about or {})
+            db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+            db.commit()
+            db.execute("pragma journal_mode=wal")
+        finally:
+            db.close()
+    built = Memory(path)
+    try:
+        return built.stats()
+    finally:
+        built.close()
+
+
+def _add(db: sqlite3.Connection, rows: Iterable[tuple[str, Source]]) -> int:
+    """Insert facts (a known one gains the new source); returns how many facts are new."""
+    new = 0
+    for text, s in rows:
+        k = key(text)
+        found = db.execute("select id from facts where key = ?", (k,)).fetchone()
+        if found is None:
+            fact_id = db.execute("insert into facts (text, key) values (?, ?)", (text, k)).lastrowid
+            new += 1
+        else:
+            fact_id = found[0]
+        db.execute(
+            "insert or ignore into sources values (?, ?, ?, ?, ?, ?, ?, ?)",
+            (fact_id, s.kind, s.teacher, s.file, s.question_id, s.dataset, s.licence, s.rater),
+        )
+    return new
+
+
+def query_terms(text: str) -> list[str]:
+    """The words of a query that BM25 should weigh: lower-case, no stopwords, each once."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1))
+
+
+class Memory:
+    """A built memory file, opened read-mostly (searches; `add` for curated rationales)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"{self.path}: no memory there; build one with `scicot memory build`.")
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            tables = {r[0] for r in self.db.execute("select name from sqlite_master where type = 'table'")}
+        except sqlite3.DatabaseError:
+            tables = set()
+        if not {"facts", "sources", "meta", "facts_fts"} <= tables:
+            self.db.close()
+            raise ConfigError(f"{self.path} is not a memory file; build one with `scicot memory build --out {self.path}`.")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def search(self, query: str, k: int = 5, exclude_question: str | None = None) -> list[Fact]:
+        """The `k` facts BM25 ranks first for `query`, leaving out any fact found in a rationale
+        of question `exclude_question`."""
+        terms = query_terms(query)
+        if not terms or k <= 0:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        sql = "select facts_fts.rowid, facts.text, -bm25(facts_fts) from facts_fts join facts on facts.id = facts_fts.rowid "
+        sql += "where facts_fts match ? "
+        params: list = [match]
+        if exclude_question is not None:
+            sql += "and facts_fts.rowid not in (select fact_id from sources where question_id = ?) "
+            params.append(exclude_question)
+        sql += "order by bm25(facts_fts) limit ?"
+        rows = self.db.execute(sql, [*params, k]).fetchall()
+        return [Fact(i, text, score) for i, text, score in rows]
+
+    def for_question(self, question: Question, k: int = 5, mode: str = "joint", exclude_own: bool = False) -> list[Fact]:
+        """Facts for a question: `joint` queries its stem and every choice at once;
+        `per-choice` queries the stem with each choice and takes the choices' best in turn."""
+        exclude = question.id if exclude_own else None
+        if mode == "joint":
+            return self.search(" ".join([question.stem, *(c.text for c in question.choices)]), k, exclude)
+        if mode != "per-choice":
+            raise ConfigError(f"retrieval mode {mode!r}; give joint or per-choice.")
+        lists = [self.search(f"{question.stem} {c.text}", k, exclude) for c in question.choices]
+        out: dict[int, Fact] = {}
+        for rank in range(k):
+            for hits in lists:
+                if rank < len(hits) and hits[rank].id not in out:
+                    out[hits[rank].id] = hits[rank]
+        return list(out.values())[:k]
+
+    def sources(self, fact_ids: Sequence[int]) -> dict[int, tuple[Source, ...]]:
+        """Every source of each fact."""
+        found: dict[int, list[Source]] = {i: [] for i in fact_ids}
+        marks = ",".join("?" * len(fact_ids))
+        for row in self.db.execute(f"select * from sources where fact_id in ({marks}) order by rowid", list(fact_ids)):
+            found[row[0]].append(Source(*row[1:]))
+        return {i: tuple(s) for i, s in found.items()}
+
+    def with_sources(self, facts: Sequence[Fact]) -> list[Fact]:
+        found = self.sources([f.id for f in facts]) if facts else {}
+        return [Fact(f.id, f.text, f.score, found[f.id]) for f in facts]
+
+    def add(self, rows: Iterable[tuple[str, Source]]) -> int:
+        """Add facts in one transaction (all or none); returns how many are new."""
+        rows = list(rows)  # a refusal while reading them comes before anything is written
+        with self.db:
+            return _add(self.db, rows)
+
+    def stats(self) -> dict:
+        """Facts, sources by kind and by file, and what the builder recorded."""
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        meta = {name: json.loads(value) for name, value in self.db.execute("select name, value from meta")}
+        return {
+            "facts": one("select count(*) from facts"),
+            "sources": one("select count(*) from sources"),
+            "questions": one("select count(distinct question_id) from sources"),
+            "by_kind": dict(self.db.execute("select kind, count(*) from sources group by kind order by kind").fetchall()),
+            "by_file": dict(self.db.execute("select file, count(*) from sources group by file order by file").fetchall()),
+            "meta": meta,
+        }
+
+
+def build_rows(data_dir: Path | None, patterns: Sequence[str] = ("*",), files: Sequence[Path] = ()) -> tuple[list[Path], Iterator]:
+    """The rationale files a build reads (the data directory's training-split files matching
+    `patterns`, and `files`, each checked first) and their (fact, source) rows; the sample
+    set's rows when there is neither a data directory nor a file."""
+    for f in files:
+        check_file(f)
+    if data_dir is None and not files:
+        return [], sample_rows()
+    chosen = (rationale_files(data_dir, patterns) if data_dir is not None else []) + [Path(f) for f in files]
+    return chosen, (row for f in chosen for row in _file_rows(f))
+
+
+def check_file(path: Path) -> None:
+    """Refuses a rationale file the memory must not read, before anything is built."""
+    split = file_parts(Path(path))[2]
+    if split != "train":
+        raise ConfigError(
+            f"{Path(path).name} is {'a ' + split if split else 'not a training-split'} rationale file (by its name, "
+            "<teacher>_<dataset>_<split>.jsonl); the memory takes training-split rationales only (dev and test stay unseen)."
+        )

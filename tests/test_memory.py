@@ -1,0 +1,211 @@
+"""The student's memory (scicot_core/memory.py, `scicot memory`): facts from training-split
+rationales only, deduplicated with their provenance, searched by BM25; a dev or test rationale
+is refused and leaves the memory as it was."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from annotations.export import export_rows
+from annotations.store import Store
+from demo.cli import main
+from scicot_core import memory
+from scicot_core.errors import ConfigError
+from scicot_core.questions import Rationale, sample_items, typed_question
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def rationale_file(folder: Path, name: str, rows: list[dict]) -> Path:
+    (folder / "rationales").mkdir(parents=True, exist_ok=True)
+    path = folder / "rationales" / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+ROWS = [
+    {"id": "q1", "rationale": "Wind is a renewable resource. Option (b) is wrong because coal burns. Thus, the answer is (c) wind."},
+    {"id": "q2", "rationale": "wind is a renewable resource! The Sun heats the air unevenly, which makes wind. So the answer is wind."},
+    {"id": "q3", "rationale": "Too short. Thus, the answer is (a) it."},
+]
+
+
+def test_facts_are_the_sentences_before_the_answer_without_those_about_the_options():
+    assert memory.facts_of(ROWS[0]) == ["Wind is a renewable resource."]
+    assert memory.facts_of(ROWS[2]) == []
+    human = {"rationale": "ignored", "facts": ["the moon 's gravity causes the tides", "a tide is a kind of change"]}
+    assert memory.facts_of(human) == ["The moon 's gravity causes the tides.", "A tide is a kind of change."]
+
+
+def test_a_fact_found_twice_is_kept_once_with_both_sources(tmp_path):
+    path = rationale_file(tmp_path, "gpt4o-level1_openbookqa_train.jsonl", ROWS)
+    files, rows = memory.build_rows(None, files=[path])
+    stats = memory.build(tmp_path / "m.db", rows)
+    assert files == [path] and stats["facts"] == 2 and stats["sources"] == 3 and stats["questions"] == 2
+    m = memory.Memory(tmp_path / "m.db")
+    [top] = m.with_sources(m.search("Which resource is renewable?", k=1))
+    assert top.text == "Wind is a renewable resource."
+    assert [s.question_id for s in top.sources] == ["q1", "q2"]
+    assert top.sources[0].label() == "GPT-4o rationale for an OpenBookQA train question"
+    assert "Apache-2.0" in top.sources[0].licence and top.sources[0].kind == "teacher"
+    # A training question never gets the facts of its own rationales back.
+    assert [f.text for f in m.search("renewable wind sun", k=5, exclude_question="q1")] == [
+        "The Sun heats the air unevenly, which makes wind."
+    ]
+    assert m.search("the of and", k=3) == [] and m.search('"); drop table facts; --', k=3) == []
+
+
+def test_per_choice_retrieval_finds_a_fact_for_each_choice(tmp_path):
+    rows = [
+        {"id": "a", "rationale": "Coal is a fossil fuel that forms over millions of years."},
+        {"id": "b", "rationale": "Coal and oil and gas are burned in power plants for heat."},
+        {"id": "c", "rationale": "Wind turbines turn moving air into electricity."},
+    ]
+    path = rationale_file(tmp_path, "flan_t5_openbookqa_train.jsonl", rows)
+    memory.build(tmp_path / "m.db", memory.build_rows(None, files=[path])[1])
+    m = memory.Memory(tmp_path / "m.db")
+    q = typed_question("Which is renewable: coal, oil, gas or wind?", ["coal", "oil", "natural gas", "wind turbines"], None)
+    assert any("Wind" in f.text for f in m.for_question(q, k=2, mode="per-choice"))
+    with pytest.raises(ConfigError, match="joint or per-choice"):
+        m.for_question(q, mode="both")
+
+
+def test_without_a_data_directory_the_memory_is_the_sample_sets(tmp_path):
+    stats = memory.build(tmp_path / "m.db", memory.build_rows(None)[1])
+    assert stats["facts"] > 20 and stats["by_file"] == {"sample_questions.jsonl": stats["sources"]}
+    m = memory.Memory(tmp_path / "m.db")
+    hit = m.with_sources(m.search("photosynthesis sunlight leaves", k=1))[0]
+    assert hit.sources[0].label().startswith("the sample set's rationale for a")
+
+
+@pytest.mark.parametrize(
+    "name, rows, message",
+    [
+        ("entailmentbank_arc_easy_dev.jsonl", ROWS, "is a dev rationale file"),
+        ("flan_t5_openbookqa_test.jsonl", ROWS, "is a test rationale file"),
+        ("notes.jsonl", ROWS, "is not a training-split rationale file"),
+        ("flan_t5_openbookqa_train.jsonl", [*ROWS, {"id": "d1", "split": "dev", "rationale": "The dev fact is here now."}], "line 4: a 'dev' row"),
+    ],
+)
+def test_a_dev_or_test_rationale_is_refused_and_the_memory_is_unchanged(tmp_path, name, rows, message):
+    good = rationale_file(tmp_path, "gpt4o-level1_openbookqa_train.jsonl", ROWS[:1])
+    target = tmp_path / "m.db"
+    memory.build(target, memory.build_rows(None, files=[good])[1])
+    before = target.read_bytes()
+    bad = rationale_file(tmp_path, name, rows)
+    with pytest.raises(ConfigError, match=message):
+        memory.build(target, memory.build_rows(None, files=[good, bad])[1])
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.db", "rationales"]  # no temporary file left
+
+
+def test_the_cli_refuses_a_dev_file_in_one_line_and_writes_nothing(tmp_path):
+    bad = rationale_file(tmp_path, "entailmentbank_arc_easy_dev.jsonl", ROWS)
+    out = tmp_path / "m.db"
+    result = CliRunner().invoke(main, ["memory", "build", "--file", str(bad), "--memory", str(out), "--no-store"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert not out.exists()
+
+
+def store_with_accepted(tmp_path, question, text):
+    s = Store(tmp_path / "s.db", reviewer_secret="k")
+    s.add_questions([question])
+    [rid] = s.add_rationales([Rationale(question.id, text, "teacher", "gpt-4o")])
+    s.add_rater("ann")
+    s.grant_reviewer("ann", "k")
+    s.curate(rid, "accept", "ann")
+    return s
+
+
+def test_an_accepted_rationale_joins_the_memory_rated_by_its_reviewer(tmp_path):
+    question = sample_items()[0][0]
+    s = store_with_accepted(tmp_path, question, "Magnets attract iron nails strongly. Thus, the answer is (A).")
+    m_path = tmp_path / "m.db"
+    memory.build(m_path, memory.build_rows(None)[1])
+    m = memory.Memory(m_path)
+    assert m.add(memory.store_rows(export_rows(s.curation_rows()), set())) == 1
+    [hit] = m.with_sources(m.search("magnets attract iron nails", k=1))
+    assert hit.text == "Magnets attract iron nails strongly." and hit.sources[0].label() == "rated by ann"
+
+
+@pytest.mark.parametrize("held_out_by", ["split", "id"])
+def test_an_accepted_rationale_of_a_dev_question_is_refused_and_nothing_is_added(tmp_path, held_out_by):
+    q = sample_items()[0][0]
+    if held_out_by == "split":
+        q = type(q)(q.id, q.stem, q.choices, q.answer_key, "arc_easy/dev")
+    s = store_with_accepted(tmp_path, q, "Magnets attract iron nails strongly. Thus, the answer is (A).")
+    m_path = tmp_path / "m.db"
+    memory.build(m_path, memory.build_rows(None)[1])
+    m = memory.Memory(m_path)
+    before = m.stats()
+    with pytest.raises(ConfigError, match="training questions only"):
+        m.add(memory.store_rows(export_rows(s.curation_rows()), {q.id} if held_out_by == "id" else set()))
+    assert m.stats() == before
+
+
+def test_a_file_that_is_no_memory_says_how_to_build_one(tmp_path):
+    for path in (tmp_path / "none.db", tmp_path / "junk.db", tmp_path / "other.db"):
+        if path.name == "junk.db":
+            path.write_bytes(b"\x00garbage" * 100)
+        if path.name == "other.db":
+            sqlite3.connect(path).execute("create table t (x)").connection.close()
+        with pytest.raises(ConfigError, match="scicot memory build"):
+            memory.Memory(path)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        memory.build(tmp_path / "folder", iter([]))
+
+
+def test_the_cli_builds_searches_and_counts(tmp_path):
+    env = {"SCICOT_DB": str(tmp_path / "s.db"), "SCICOT_DATA_DIR": ""}
+    built = CliRunner().invoke(main, ["memory", "build"], env=env)
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "memory.db").is_file() and "facts from" in built.output
+    found = CliRunner().invoke(main, ["memory", "search", "sunlight leaves food", "-k", "2", "--json"], env=env)
+    rows = [json.loads(line) for line in found.output.splitlines()]
+    assert found.exit_code == 0 and len(rows) == 2 and rows[0]["sources"]
+    stats = json.loads(CliRunner().invoke(main, ["memory", "stats"], env=env).output)
+    assert stats["facts"] > 20
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="reads ../shared/data")
+def test_the_real_memory_holds_no_dev_or_test_question(tmp_path):
+    files, rows = memory.build_rows(SHARED, ["entailmentbank", "flan_t5"])
+    memory.build(tmp_path / "m.db", rows)
+    held_out = memory.held_out_ids(SHARED)
+    db = sqlite3.connect(tmp_path / "m.db")
+    ids = {r[0] for r in db.execute("select distinct question_id from sources")}
+    assert len(ids) > 5000 and not ids & held_out
+    assert all(f.name.endswith("_train.jsonl") for f in files)
+
+
+def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path):
+    """benchmarks/retrieval.py on a data directory whose dev explanations reuse its training
+    facts: all of them are in memory, and most come back in the top 20."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    items = sample_items()
+    for dataset in ("arc_easy", "arc_challenge"):
+        (data / dataset).mkdir(parents=True)
+        (data / dataset / "dev.jsonl").write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in items))
+    rows = [{"id": q.id, "rationale": t, "facts": [f.rstrip(".") for f in memory.facts_of({"rationale": t})]} for q, t in items]
+    rows = [r for r in rows if r["facts"]]
+    rationale_file(data, "entailmentbank_arc_easy_train.jsonl", [r | {"id": "train-" + r["id"]} for r in rows])
+    for dataset in ("arc_easy", "arc_challenge"):
+        rationale_file(data, f"entailmentbank_{dataset}_dev.jsonl", rows)
+    out = tmp_path / "r.json"
+    script = [sys.executable, str(ROOT / "benchmarks" / "retrieval.py"), "--data-dir", str(data), "--out", str(out)]
+    done = subprocess.run([*script, "--memory", "human=entailmentbank"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())["memories"]["human"]["results"]["arc_easy"]
+    assert result["in_memory"] == 100.0 and result["questions"] == len(rows)
+    assert result["modes"]["joint"]["recall"]["20"] > 50 and result["modes"]["joint"]["hit"]["1"] > 50
+    assert "| human (" in done.stdout
+    bad = subprocess.run([*script, "--memory", "human"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "NAME=PATTERN" in bad.stderr
