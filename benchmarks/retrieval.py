@@ -37,7 +37,6 @@ from scicot_core import memory
 from scicot_core.questions import load_split
 
 SETS = {"arc_easy": "entailmentbank_arc_easy_dev.jsonl", "arc_challenge": "entailmentbank_arc_challenge_dev.jsonl"}
-MODES = ("joint", "per-choice")
 NEAR = 0.5
 DEFAULT = ["all=*", "human=entailmentbank", "terse=entailmentbank,flan_t5,gpt4o-level1,gemini15flash-level1"]
 
@@ -101,7 +100,7 @@ def measure_memory(data_dir: Path, patterns: list[str], ks: list[int]) -> dict:
                 "questions": len(items),
                 "gold_facts": len(facts),
                 "in_memory": round(100 * sum(f in keys for f in facts) / len(facts), 1),
-                "modes": {mode: measure(m, items, ks, mode) for mode in MODES},
+                "modes": {mode: measure(m, items, ks, mode) for mode in memory.MODES},
             }
         m.close()
     print(f"memory {patterns}: {stats['facts']:,} facts from {len(files)} files, built in {build_s} s", flush=True)

@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 
 import click
+from tqdm.auto import tqdm
 
+from scicot_core.memory import MODES
 from scicot_core.settings import Settings
+
+from .cli_method import _questions, question_options
 
 memory_option = click.option(
     "--memory",
@@ -115,3 +119,48 @@ def stats(memory_path):
         click.echo(json.dumps(store.stats(), indent=2))
     finally:
         store.close()
+
+
+@memory.command()
+@question_options
+@click.option("-k", "k", type=click.IntRange(1, 50), default=3, show_default=True, help="Facts per question.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="joint",
+    show_default=True,
+    help="joint: stem and choices as one query; per-choice: the stem with each choice, their best in turn.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL: id, rationale (the facts as one text), facts, sources.",
+)
+@memory_option
+def retrieve(dataset, split, questions_file, limit, data_dir, k, mode, out, memory_path):
+    """Each question's top-k facts, as a rationale file that `eval --rationales` and `train
+    --student-rationales` read. A question never gets the facts of its own rationales."""
+    from scicot_core import memory as mem
+    from scicot_core.distillation_set import write_jsonl_atomic
+
+    settings = Settings.from_env()
+    questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
+    store = mem.Memory(memory_path or settings.memory_path)
+    try:
+        rows = []
+        for q in tqdm(questions, desc="retrieve", unit="q", disable=None):
+            facts = store.with_sources(store.for_question(q, k, mode, exclude_own=True))
+            rows.append(
+                {
+                    "id": q.id,
+                    "rationale": " ".join(f.text for f in facts),
+                    "facts": [f.text for f in facts],
+                    "sources": [[s.label() for s in f.sources[:3]] for f in facts],
+                }
+            )
+    finally:
+        store.close()
+    write_jsonl_atomic(rows, out)
+    empty = sum(not r["facts"] for r in rows)
+    click.echo(f"{out}: {len(rows)} questions, {k} facts each ({mode}){f'; {empty} found none' if empty else ''}")

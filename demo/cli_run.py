@@ -64,8 +64,9 @@ def run(recipe_file, smoke, data_dir, run_dir, with_test, results, check):
     run_dir = run_dir or settings.cache_dir / "runs" / (recipe.name + (f"-smoke{smoke}" if smoke else ""))
     runner = Runner(recipe, run_dir, settings, smoke, with_test)
     if check:
+        width = max(len(step.id) for step in recipe.steps)
         for step in recipe.steps:
-            click.echo(f"{step.id:28} {step.kind:7} {runner.state(step)}")
+            click.echo(f"{step.id:{width}}  {step.kind:8} {runner.state(step)}")
         return
     summary = runner.run_all()
     if runner.complete and not smoke:
@@ -304,6 +305,25 @@ class Runner:
         names = ("samples", "temperature", "top_p", "seed", "max_tokens", "max_sentences", "prior_weight", "limit")
         self._generation(step, args, names)
         eval_.main(args, prog_name="scicot eval", standalone_mode=False)
+
+    def _memory(self, step: recipes.Step, folder: Path) -> None:
+        """The memory of facts from the training-split rationale files of `sources`."""
+        from scicot_core import memory
+
+        files, rows = memory.build_rows(self.recipe.data_dir, step.keys["sources"])
+        stats = memory.build(folder / "memory.db", rows, {"files": [f.name for f in files]})
+        click.echo(f"memory: {stats['facts']:,} facts from {len(files)} files")
+
+    def _retrieve(self, step: recipes.Step, folder: Path) -> None:
+        from .cli_memory import retrieve
+
+        keys = step.keys
+        args = ["--memory", str(self._path(step, keys["memory"]) / "memory.db"), "--out", str(folder / "rationales.jsonl")]
+        self._questions(step, args)
+        args += ["-k", str(keys.get("k", 3)), "--mode", keys.get("mode", "joint")]
+        args += ["--limit", str(keys["limit"])] if "limit" in keys else []
+        args += ["--data-dir", str(self.recipe.data_dir)] if self.recipe.data_dir else []
+        retrieve.main(args, prog_name="scicot memory retrieve", standalone_mode=False)
 
     def _choose(self, step: recipes.Step, folder: Path) -> None:
         """Stage 1's sentence cap (benchmarks/rationale_cap.py's sweep) or two-stage+prior's

@@ -30,6 +30,7 @@ from .formats import rationale_body
 from .questions import DATASETS, SPLITS, Question, read_jsonl, sample_items
 
 MEMORY_FILE = "memory.db"
+MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.for_question)
 SCHEMA = 1
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
 # Sentences about the question's options, not about the world.
@@ -290,7 +291,7 @@ class Memory:
         exclude = question.id if exclude_own else None
         if mode == "joint":
             return self.search(" ".join([question.stem, *(c.text for c in question.choices)]), k, exclude)
-        if mode != "per-choice":
+        if mode not in MODES:
             raise ConfigError(f"retrieval mode {mode!r}; give joint or per-choice.")
         lists = [self.search(f"{question.stem} {c.text}", k, exclude) for c in question.choices]
         out: dict[int, Fact] = {}

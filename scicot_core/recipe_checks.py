@@ -11,6 +11,7 @@ from pathlib import Path
 from .distillation_set import parse_fold, rationale_files
 from .errors import ConfigError
 from .evaluate import VARIANTS
+from .memory import MODES
 from .questions import DATASETS, SPLITS, split_path
 from .recipes import ADAPTER_FILES, CHOICES, SHIPPED, Recipe, Step, adapter_folder, parse_ref, picked_files, references
 from .student import STAGES
@@ -104,11 +105,7 @@ class _Checks:
                 _data_file(recipe, name, f"{where}: data")
                 step.splits.add(_file_split(name))
         if keys.get("sources"):
-            if recipe.data_dir is None:
-                raise ConfigError(f"{where}: sources are read from the data directory; give --data-dir.")
-            for pattern in keys["sources"]:
-                if not rationale_files(recipe.data_dir, [pattern]):
-                    raise ConfigError(f"{where}: sources: no rationale file of {recipe.data_dir / 'rationales'} matches {pattern!r}.")
+            _sources(step, recipe, where)
         config = TrainConfig(keys["stage"], ["?"], "?", data_dir=str(recipe.data_dir or "") or None)
         for name, value in keys.get("settings", {}).items():
             setattr(config, name, setting(name, value, f"{where}: settings.{name}"))
@@ -120,6 +117,23 @@ class _Checks:
             raise ConfigError(f"{where}: {e}") from None
 
     @staticmethod
+    def memory(step: Step, recipe: Recipe, where: str) -> None:
+        _sources(step, recipe, where)
+        step.splits.add("train")  # the builder reads training-split files only
+
+    @staticmethod
+    def retrieve(step: Step, recipe: Recipe, where: str) -> None:
+        keys = step.keys
+        ref = parse_ref(keys["memory"], step, recipe, f"{where}: memory")
+        if ref.step_id is None or recipe.step(ref.step_id).kind != "memory" or ref.file:
+            raise ConfigError(f"{where}: memory {keys['memory']!r}: name a memory step (@step).")
+        _scored_questions(step, recipe, where)
+        if keys.get("k", 1) < 1:
+            raise ConfigError(f"{where}: k is how many facts per question (1 or more), not {keys['k']}.")
+        if keys.get("mode", "joint") not in MODES:
+            raise ConfigError(f"{where}: mode {keys['mode']!r}; give one of {', '.join(MODES)}.")
+
+    @staticmethod
     def sample(step: Step, recipe: Recipe, where: str) -> None:
         _questions(step, recipe, where)
         _adapters(step, recipe, where)
@@ -127,12 +141,7 @@ class _Checks:
     @staticmethod
     def eval(step: Step, recipe: Recipe, where: str) -> None:
         keys = step.keys
-        if ("dataset" in keys) != ("split" in keys) or ("dataset" in keys) == ("questions" in keys):
-            raise ConfigError(f"{where}: give dataset and split, or questions, for the questions it scores.")
-        if "dataset" in keys:
-            step.splits.add(_split(recipe, f"{keys['dataset']}/{keys['split']}", f"{where}: dataset"))
-        else:
-            _questions(step, recipe, where)
+        _scored_questions(step, recipe, where)
         unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]
         if unknown:
             raise ConfigError(f"{where}: variants: unknown {unknown[0]!r}; give some of {', '.join(VARIANTS)}.")
@@ -165,10 +174,29 @@ class _Checks:
             raise ConfigError(f"{where}: dest {step.keys['dest']!r}: ship into candidates/<name> of the repository.")
 
 
+def _sources(step: Step, recipe: Recipe, where: str) -> None:
+    if recipe.data_dir is None:
+        raise ConfigError(f"{where}: sources are read from the data directory; give --data-dir.")
+    for pattern in step.keys["sources"]:
+        if not rationale_files(recipe.data_dir, [pattern]):
+            raise ConfigError(f"{where}: sources: no rationale file of {recipe.data_dir / 'rationales'} matches {pattern!r}.")
+
+
 def _file_split(name: str) -> str:
     """The split a shared data file belongs to, from its name (`*_train.jsonl`, `arc_easy/dev.jsonl`)."""
     stem = Path(name).stem
     return next((s for s in SPLITS if stem == s or stem.endswith("_" + s)), "train")
+
+
+def _scored_questions(step: Step, recipe: Recipe, where: str) -> None:
+    """dataset and split, or questions: the questions an eval or retrieve step reads."""
+    keys = step.keys
+    if ("dataset" in keys) != ("split" in keys) or ("dataset" in keys) == ("questions" in keys):
+        raise ConfigError(f"{where}: give dataset and split, or questions, for the questions it reads.")
+    if "dataset" in keys:
+        step.splits.add(_split(recipe, f"{keys['dataset']}/{keys['split']}", f"{where}: dataset"))
+    else:
+        _questions(step, recipe, where)
 
 
 def _questions(step: Step, recipe: Recipe, where: str) -> None:

@@ -80,6 +80,8 @@ KINDS: dict[str, dict[str, str]] = {
         "limit": "int",
     },
     "ship": {"adapters": "adapters", "dest": "str", "reports": "list"},
+    "memory": {"sources": "list"},
+    "retrieve": {"memory": "str", "dataset": "str", "split": "str", "questions": "str", "k": "int", "mode": "str", "limit": "int"},
     "choose": {"what": "str", "reports": "list", "adapters": "adapters", "sentences": "ints", "limit": "int"},
 }
 REQUIRED = {
@@ -89,6 +91,8 @@ REQUIRED = {
     "sample": ("questions", "adapters"),
     "eval": ("adapters",),
     "ship": ("adapters", "dest", "reports"),
+    "memory": ("sources",),
+    "retrieve": ("memory",),
 }
 # The files each kind makes, as `@step/<file>` may name them (a pick also writes its rationale file).
 MAKES = {
@@ -98,6 +102,8 @@ MAKES = {
     "eval": {"predictions.jsonl", "results.json"},
     "train": set(),
     "ship": set(),
+    "memory": {"memory.db"},
+    "retrieve": {"rationales.jsonl"},
 }
 TOP = {
     "recipe": {"name": "str", "about": "str", "baseline": "str", "compare": "pairs", "data_dir": "str"},
@@ -300,7 +306,7 @@ def _smoke(step: Step, n: int) -> None:
         keys["n"] = min(keys.get("n") or n, n)
     elif step.kind == "train":
         keys["settings"] = keys.get("settings", {}) | {"max_steps": n, "limit": n}
-    elif step.kind in ("sample", "eval", "choose"):
+    elif step.kind in ("sample", "eval", "choose", "retrieve"):
         keys["limit"] = n
 
 
@@ -349,7 +355,7 @@ def picked_files(step: Step) -> list[str]:
 def references(step: Step) -> list[tuple[str, str]]:
     """(key, value) of every value of a step that may name an earlier step, in key order."""
     found = []
-    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters", "max_sentences", "prior_weight"):
+    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters", "memory", "max_sentences", "prior_weight"):
         value = step.keys.get(key)
         values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         found += [(key, v) for v in values if isinstance(v, str) and v.startswith("@")]
@@ -372,9 +378,13 @@ def inputs(step: Step, recipe: Recipe) -> dict[str, Path]:
         names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) if not n.startswith("@")]
         names += picked_files(step) if step.kind == "pick" else []
         splits = list(keys.get("questions", [])) if step.kind == "train" else []
-        if step.kind in ("pick", "sample", "eval") and isinstance(keys.get("questions"), str) and not keys["questions"].startswith("@"):
+        if (
+            step.kind in ("pick", "sample", "eval", "retrieve")
+            and isinstance(keys.get("questions"), str)
+            and not keys["questions"].startswith("@")
+        ):
             splits.append(keys["questions"])
-        if step.kind == "eval" and "dataset" in keys:
+        if step.kind in ("eval", "retrieve") and "dataset" in keys:
             splits.append(f"{keys['dataset']}/{keys['split']}")
         files = [data / n for n in names] + [split_path(data, *name.split("/")) for name in splits]
         files += rationale_files(data, keys["sources"]) if keys.get("sources") else []

@@ -88,7 +88,11 @@ def test_without_a_data_directory_the_memory_is_the_sample_sets(tmp_path):
         ("entailmentbank_arc_easy_dev.jsonl", ROWS, "is a dev rationale file"),
         ("flan_t5_openbookqa_test.jsonl", ROWS, "is a test rationale file"),
         ("notes.jsonl", ROWS, "is not a training-split rationale file"),
-        ("flan_t5_openbookqa_train.jsonl", [*ROWS, {"id": "d1", "split": "dev", "rationale": "The dev fact is here now."}], "line 4: a 'dev' row"),
+        (
+            "flan_t5_openbookqa_train.jsonl",
+            [*ROWS, {"id": "d1", "split": "dev", "rationale": "The dev fact is here now."}],
+            "line 4: a 'dev' row",
+        ),
     ],
 )
 def test_a_dev_or_test_rationale_is_refused_and_the_memory_is_unchanged(tmp_path, name, rows, message):

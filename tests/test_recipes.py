@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from demo.cli import main
 from scicot_core import recipes
 from scicot_core.errors import ConfigError
+from scicot_core.memory import key as memory_key
 from scicot_core.questions import sample_items
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -528,3 +529,94 @@ variants = ["answer-only"]
     )
     assert refused.exit_code == 1 and "holds no trained stage" in refused.output and len(refused.output.splitlines()) == 1
     assert not (tmp_path / "r2").exists()
+
+
+MEMORY = """
+[recipe]
+name = "memory"
+baseline = "answer-only"
+compare = [["eval:own/two-stage", "eval:facts/two-stage"]]
+
+[defaults.train.settings]
+batch_size = 4
+max_length = 96
+max_steps = 2
+target_modules = ["q_proj", "v_proj"]
+
+[steps.memory]
+kind = "memory"
+sources = ["entailmentbank"]
+
+[steps.facts]
+kind = "retrieve"
+memory = "@memory"
+dataset = "arc_easy"
+split = "dev"
+k = 2
+
+[steps.answer]
+kind = "train"
+stage = "answer"
+data = ["rationales/entailmentbank_arc_easy_train.jsonl"]
+
+[steps.answer-only]
+kind = "train"
+stage = "answer-only"
+data = ["rationales/entailmentbank_arc_easy_train.jsonl"]
+
+[steps.eval]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+limit = 4
+max_tokens = 4
+adapters = { rationale = "@answer", answer = "@answer", answer-only = "@answer-only" }
+variants = ["answer-only", "two-stage"]
+arms.own = {}
+arms.facts.rationales = ["@facts/rationales.jsonl"]
+"""
+
+
+def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_facts(tmp_path, data, tiny_causal_dir):
+    env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    run_dir = tmp_path / "run"
+    args = ["run", str(write(tmp_path, MEMORY)), "--data-dir", str(data), "--run-dir", str(run_dir), "--results", str(tmp_path / "r")]
+    done = scicot(args, env)
+    assert done.exit_code == 0, done.output
+    facts = [json.loads(line) for line in (run_dir / "facts" / "rationales.jsonl").read_text().splitlines()]
+    dev = [json.loads(line)["id"] for line in (data / "arc_easy" / "dev.jsonl").read_text().splitlines()]
+    assert [f["id"] for f in facts] == dev and all(len(f["facts"]) <= 2 for f in facts)
+    assert sum(len(f["facts"]) == 2 for f in facts) > len(facts) / 2
+    assert all(f["rationale"] == " ".join(f["facts"]) for f in facts)
+    # The sample data's dev questions are its train questions: none gets its own facts back.
+    own = {
+        json.loads(line)["id"]: json.loads(line)["facts"]
+        for line in (data / "rationales" / "entailmentbank_arc_easy_train.jsonl").read_text().splitlines()
+    }
+    for f in facts:
+        theirs = {memory_key(x) for x in own[f["id"]]}
+        assert not {memory_key(x) for x in f["facts"]} & theirs
+    read = [json.loads(line) for line in (run_dir / "eval" / "facts" / "predictions.jsonl").read_text().splitlines()]
+    assert read[0]["two-stage"]["rationale"] == facts[0]["rationale"]
+    summary = json.loads((run_dir / "report.json").read_text())
+    assert ("eval:own/two-stage", "eval:facts/two-stage") in {(p["a"], p["b"]) for p in summary["paired"]}
+    assert "rationales/entailmentbank_arc_easy_train.jsonl" in summary["data"]
+    assert scicot(args, env).output.count("done before") == 6
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ('memory = "@memory"', 'memory = "@answer"'),
+        ('sources = ["entailmentbank"]', 'sources = ["gpt5"]'),
+        ("k = 2", "k = 0"),
+        ("k = 2", 'k = 2\nmode = "both"'),
+        ('split = "dev"\nk', "k"),
+    ],
+    ids=["memory of no memory step", "unknown source", "no facts", "unknown mode", "no split"],
+)
+def test_a_bad_memory_or_retrieve_step_is_refused_before_anything_runs(tmp_path, data, old, new):
+    assert old in MEMORY
+    result = scicot(["run", str(write(tmp_path, MEMORY.replace(old, new, 1))), "--data-dir", str(data), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1, result.output
+    assert not (tmp_path / "run").exists()
