@@ -352,3 +352,14 @@ def check_file(path: Path) -> None:
             f"{Path(path).name} is {'a ' + split if split else 'not a training-split'} rationale file (by its name, "
             "<teacher>_<dataset>_<split>.jsonl); the memory takes training-split rationales only (dev and test stay unseen)."
         )
+
+
+def ensure(path: Path, data_dir: Path | None) -> Path:
+    """The memory at `path`, built first where there is none: from the data directory's
+    training-split rationale files when it has some, else from the sample set."""
+    path = Path(path)
+    if not path.is_file():
+        folder = Path(data_dir) / "rationales" if data_dir else None
+        has_files = folder is not None and any(folder.glob("*_train.jsonl"))
+        build(path, build_rows(data_dir if has_files else None)[1], {"built_by": "first use"})
+    return path

@@ -111,7 +111,7 @@ class Settings:
     memory_path: Path | None = None  # the student's memory of facts (scicot_core/memory.py), beside the store
     student: str = "smollm2-135m"
     adapters: Path | None = None
-    teacher: str = "stand-in"
+    teacher: str = "memory"
     endpoint: TeacherEndpoint | None = None
     offline: bool = True
     threads: int | None = None
@@ -151,7 +151,7 @@ class Settings:
             memory_path=_path(env.get("SCICOT_MEMORY")) or db_path.with_name("memory.db"),
             student=env.get("SCICOT_STUDENT") or "smollm2-135m",
             adapters=_path(env.get("SCICOT_ADAPTERS")),
-            teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "stand-in"),
+            teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "memory"),
             endpoint=endpoint,
             offline=_flag(env, "HF_HUB_OFFLINE") or not wants_online,
             threads=threads,

@@ -314,6 +314,45 @@ class StoredTeacher:
         return out
 
 
+# -- (d) the memory: no model asked ------------------------------------------------------------
+MEMORY_NOTE = "not written for this question: the memory's nearest facts from teacher and human rationales of training questions"
+
+
+class MemoryTeacher:
+    """Where no teacher model is at hand: the facts the memory (scicot_core/memory.py) holds
+    nearest to the question, one query per choice, labelled as such with where each came from."""
+
+    model_id = "memory (BM25 over teacher and human facts)"
+    note = MEMORY_NOTE
+
+    def __init__(self, path: Path, k: int = 4):
+        self.path, self.k = Path(path), k
+
+    def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
+        from .memory import Memory
+
+        store = Memory(self.path)
+        try:
+            out = []
+            for q in questions:
+                start = time.perf_counter()
+                facts = store.with_sources(store.for_question(q, self.k, "per-choice"))
+                ms = int((time.perf_counter() - start) * 1000)
+                sources = [f.sources[0].label() if f.sources else "" for f in facts]
+                note = self.note + (": " + "; ".join(dict.fromkeys(sources)) if facts else " (none matched)")
+                meta = {"mode": "memory", "facts": [{"text": f.text, "source": src} for f, src in zip(facts, sources)]}
+                out.append(Rationale(q.id, " ".join(f.text for f in facts), "teacher", self.model_id, ms, note, meta))
+            return out
+        finally:
+            store.close()
+
+
+def _memory(settings: Settings, _load) -> Teacher:
+    from .memory import ensure
+
+    return MemoryTeacher(ensure(settings.memory_path, settings.data_dir))
+
+
 # -- the registry -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Backend:
@@ -343,6 +382,7 @@ def _stored(settings: Settings, _load) -> Teacher:
 TEACHERS: dict[str, Backend] = {
     b.name: b
     for b in (
+        Backend("memory", "The memory's nearest facts (no model asked)", _memory),
         Backend("stand-in", "Local stand-in (small, often wrong)", lambda settings, load: LocalTeacher(load())),
         Backend("http", "Remote endpoint", _http, uses_endpoint=True),
         Backend("stored", "Stored rationales (data directory)", _stored, in_app=False),

@@ -60,7 +60,7 @@ def test_a_new_teacher_backend_is_one_row_in_the_registry(monkeypatch, app_deps,
 
     assert ("Echo teacher", "echo") in app_deps.teachers.choices()
     radio = next(b for b in build_demo(app_deps).blocks.values() if getattr(b, "elem_id", None) == "ask-teacher")
-    assert [value for _, value in radio.choices] == ["stand-in", "http", "echo"]
+    assert [value for _, value in radio.choices] == ["memory", "stand-in", "http", "echo"]
     *_, result = _app_ask(app_deps, teacher="echo")[-1]
     assert (result["teacher"]["model_id"], result["teacher"]["note"]) == ("echo-teacher", "echoes")
     assert [mode for _, mode in echo.history] == ["rationalize", "rationalize"]  # asked once by each face

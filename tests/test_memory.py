@@ -213,3 +213,27 @@ def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path):
     assert "| human (" in done.stdout
     bad = subprocess.run([*script, "--memory", "human"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "NAME=PATTERN" in bad.stderr
+
+
+def test_without_a_teacher_model_the_memory_answers_for_the_teacher_labelled_as_such(tmp_path):
+    from scicot_core.settings import Settings
+    from scicot_core.teachers import MEMORY_NOTE, get_teacher
+
+    settings = Settings.from_env({"SCICOT_DB": str(tmp_path / "s.db"), "SCICOT_CACHE_DIR": str(tmp_path / "c")})
+    assert settings.teacher == "memory" and settings.memory_path == tmp_path / "memory.db"
+    teacher = get_teacher("memory", settings, lambda: pytest.fail("no model is loaded for the memory"))
+    assert (tmp_path / "memory.db").is_file()  # built on first use, from the sample set here
+    q = typed_question("Which part of a plant makes food from sunlight?", ["roots", "leaves", "flowers", "seeds"], None)
+    [r] = teacher.rationales([q], "cot")
+    assert r.source == "teacher" and r.note.startswith(MEMORY_NOTE) and "sample set's rationale" in r.note
+    assert r.text == " ".join(f["text"] for f in r.meta["facts"]) and 1 <= len(r.meta["facts"]) <= 4
+    assert "sunlight" in r.text.lower()
+
+
+def test_a_memory_built_on_first_use_reads_the_data_directory_when_it_has_training_files(tmp_path):
+    data = tmp_path / "data"
+    rationale_file(data, "flan_t5_openbookqa_train.jsonl", ROWS)
+    path = memory.ensure(tmp_path / "m.db", data)
+    assert memory.Memory(path).stats()["by_file"] == {"flan_t5_openbookqa_train.jsonl": 3}
+    assert memory.ensure(path, None) == path  # there already: kept as it is
+    assert memory.Memory(path).stats()["by_file"] == {"flan_t5_openbookqa_train.jsonl": 3}

@@ -8,9 +8,9 @@ from scicot_core.errors import ConfigError
 from scicot_core.settings import Settings
 
 
-def test_defaults_are_offline_with_the_stand_in_teacher():
+def test_defaults_are_offline_with_the_memory_teacher():
     s = Settings.from_env({"SCICOT_CACHE_DIR": "/tmp/c"})
-    assert (s.cache_dir, s.student, s.teacher, s.endpoint, s.offline) == (Path("/tmp/c"), "smollm2-135m", "stand-in", None, True)
+    assert (s.cache_dir, s.student, s.teacher, s.endpoint, s.offline) == (Path("/tmp/c"), "smollm2-135m", "memory", None, True)
 
 
 def test_an_endpoint_makes_http_the_teacher():
