@@ -98,7 +98,32 @@ def decide(
             "nothing was recorded. Select the rationale you edited, or edit the one selected."
         )
     deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
-    return f"{decision} recorded for {rationale_id}."
+    return f"{decision} recorded for {rationale_id}.{_into_memory(deps, rationale_id)}"
+
+
+def _into_memory(deps: Deps, rationale_id: str) -> str:
+    """The memory follows the decision at once: an accepted rationale's facts (or its edit's,
+    in its place) go in, a rejected or replaced one's come out. A dev or test question's stay out."""
+    from scicot_core import memory
+
+    settings = deps.settings
+    store_rows = deps.store.curation_rows()
+    related = {rationale_id} | {row["rationale"]["id"] for row in store_rows if row["rationale"]["edits_id"] == rationale_id}
+    rows = [r for r in export_rows(store_rows) if r["rationale_id"] in related]
+    held_out = memory.held_out_ids(settings.data_dir)
+    kept = [r for r in rows if r["id"] not in held_out and r["dataset"].rpartition("/")[2] not in ("dev", "test")]
+    store = memory.Memory(memory.ensure(settings.memory_path, settings.data_dir))
+    try:
+        gone = sum(store.remove(f"store:{rid}") for rid in related)
+        facts = list(memory.store_rows(kept, held_out))
+        added = store.add(facts)
+    finally:
+        store.close()
+    if rows and not kept:
+        return " Its question is a dev or test question, so the memory leaves it out."
+    said = [f"holds its {len(facts)} fact(s) now ({added} new)"] if facts else []
+    said += [f"lost {gone} fact(s) no other rationale holds"] if gone else []
+    return f" The memory {' and '.join(said)}." if said else ""
 
 
 def export_dir(settings: Settings) -> Path:

@@ -182,7 +182,8 @@ def store_rows(export: Sequence[dict], held_out: set[str]) -> Iterator[tuple[str
         rater = row.get("reviewer") or ", ".join(row.get("raters") or [])
         dataset = (row.get("dataset") or "").partition("/")[0]
         for text in facts_of({"rationale": row["rationale"]}):
-            yield text, Source("rated", row.get("teacher_model") or "", "store", str(row["id"]), dataset, STORE_LICENCE, rater)
+            file = f"store:{row.get('rationale_id')}"  # one rationale's facts, so that a later rejection takes them out
+            yield text, Source("rated", row.get("teacher_model") or "", file, str(row["id"]), dataset, STORE_LICENCE, rater)
 
 
 # -- the file -------------------------------------------------------------------------------------
@@ -198,6 +199,9 @@ create table sources (
 create index sources_question on sources(question_id);
 create virtual table facts_fts using fts5(text, content='facts', content_rowid='id', tokenize='porter unicode61');
 create trigger facts_ai after insert on facts begin insert into facts_fts(rowid, text) values (new.id, new.text); end;
+create trigger facts_ad after delete on facts begin
+    insert into facts_fts(facts_fts, rowid, text) values ('delete', old.id, old.text);
+end;
 """
 
 
@@ -317,6 +321,16 @@ class Memory:
         rows = list(rows)  # a refusal while reading them comes before anything is written
         with self.db:
             return _add(self.db, rows)
+
+    def remove(self, file: str) -> int:
+        """Take out what one source (`store:<rationale id>`) brought: its places, and the facts
+        that no other place holds; returns how many facts went."""
+        with self.db:
+            ids = [r[0] for r in self.db.execute("select distinct fact_id from sources where file = ?", (file,))]
+            self.db.execute("delete from sources where file = ?", (file,))
+            marks = ",".join("?" * len(ids))
+            gone = self.db.execute(f"delete from facts where id in ({marks}) and id not in (select fact_id from sources)", ids).rowcount
+        return gone
 
     def stats(self) -> dict:
         """Facts, sources by kind and by file, and what the builder recorded."""

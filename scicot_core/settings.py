@@ -125,6 +125,10 @@ class Settings:
     # Dev questions the app compares a retrained student and the default on.
     compare_n: int = 24
 
+    def __post_init__(self):
+        if self.memory_path is None and self.db_path is not None:  # the memory lives beside the store
+            object.__setattr__(self, "memory_path", Path(self.db_path).with_name("memory.db"))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every `SCICOT_*` variable (and the few standard ones) from `env`."""

@@ -138,7 +138,15 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert student_row[3] and "/" not in student_row[3]  # the model by its folder's name, no server path
     assert all(model_folder.rsplit("/", 1)[0] not in r[3] for r in rows)  # a human edit's "edit of <model>" too
     assert all(len(r[1]) <= 80 and (r[1].endswith("…") or len(r[1]) < 80) for r in rows)
-    assert "accept recorded" in hr.decide(app_deps, "rev", rid, "accept", "good", "", "")
+    accepted = hr.decide(app_deps, "rev", rid, "accept", "good", "", "")
+    # The sample question's reference rationale: the memory (built from the sample set on first
+    # use) has its facts already, and now knows the reviewer accepted them.
+    assert "accept recorded" in accepted and re.search(r"The memory holds its \d+ fact\(s\) now \(0 new\)\.", accepted)
+    from scicot_core.memory import Memory
+
+    memory = Memory(app_deps.settings.memory_path)
+    assert memory.stats()["by_kind"]["rated"] >= 1
+    memory.close()
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
     assert path.endswith(".jsonl") and open(path).read().count("\n") == 1
     assert "1 accepted rationale(s) from the store" in hr.append_accepted(app_deps, "rev")
@@ -323,3 +331,46 @@ def test_an_edit_decision_must_come_from_the_selected_rationales_edit_box(app_de
             hr.decide(app_deps, "rev", rid, "edit", "", pinned, "Better. Thus, the answer is (C).")
     assert app_deps.store.counts() == before
     assert "edit recorded" in hr.decide(app_deps, "rev", rid, "edit", "", rid, "Better. Thus, the answer is (C).")
+
+
+def test_the_memory_follows_each_curation_decision_at_once(app_deps):
+    from scicot_core.memory import Memory
+    from scicot_core.questions import Rationale, typed_question
+
+    store = app_deps.store
+    train_q = typed_question("What pulls an iron nail?", ["a magnet", "a cork"], "A")
+    dev_q = typed_question("What melts ice fastest?", ["salt", "sand"], "A")
+    dev_q = type(dev_q)("dev-1", dev_q.stem, dev_q.choices, dev_q.answer_key, "arc_easy/dev")
+    store.add_questions([train_q, dev_q])
+    [rid] = store.add_rationales(
+        [Rationale(train_q.id, "Magnets pull iron nails toward them. Thus, the answer is (A).", "teacher", "gpt-4o")]
+    )
+    [dev_rid] = store.add_rationales(
+        [Rationale(dev_q.id, "Salt lowers the melting point of ice. Thus, the answer is (A).", "teacher", "gpt-4o")]
+    )
+    store.add_rater("rev")
+    hr.become_reviewer(app_deps, "rev", "sesame")
+
+    def texts():
+        memory = Memory(app_deps.settings.memory_path)
+        try:
+            return {f.text for f in memory.search("magnets iron nails salt melting ice", k=10)}
+        finally:
+            memory.close()
+
+    assert "(1 new)" in hr.decide(app_deps, "rev", rid, "accept", "", "", "")
+    assert "Magnets pull iron nails toward them." in texts()
+    edited = hr.decide(app_deps, "rev", rid, "edit", "", rid, "A magnet attracts iron objects. Thus, the answer is (A).")
+    assert "holds its 1 fact(s) now (1 new) and lost 1 fact(s)" in edited
+    assert "A magnet attracts iron objects." in texts() and "Magnets pull iron nails toward them." not in texts()
+    assert "lost 1 fact(s)" in hr.decide(app_deps, "rev", rid, "reject", "wrong", "", "")
+    assert not {"A magnet attracts iron objects.", "Magnets pull iron nails toward them."} & texts()
+    assert "dev or test question, so the memory leaves it out" in hr.decide(app_deps, "rev", dev_rid, "accept", "", "", "")
+    assert "Salt lowers the melting point of ice." not in texts()
+    # Bad input: refused before the store or the memory change.
+    before = (store.counts(), texts())
+    with pytest.raises(DataError):
+        hr.decide(app_deps, "rev", "r-nothing", "accept", "", "", "")
+    with pytest.raises(DataError):
+        hr.decide(app_deps, "rev", rid, "edit", "", "r-other", "text")
+    assert (store.counts(), texts()) == before
