@@ -16,6 +16,7 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
+from scicot_core.memory import MODES
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters, saved_sentence_cap
@@ -230,6 +231,14 @@ def _override(config: TrainConfig, item: str) -> None:
     type=click.IntRange(min=0),
     help="Cut stage 1's rationales after N sentences (0: no cap) [default: the cap saved with the rationale adapter, else none].",
 )
+@click.option(
+    "--memory",
+    "memory_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A memory (scicot memory build): retrieve-then-read's stage 2 reads its top facts for each question.",
+)
+@click.option("--memory-k", type=click.IntRange(1, 50), default=3, show_default=True, help="Facts per question from the memory.")
+@click.option("--memory-mode", type=click.Choice(MODES), default="joint", show_default=True, help="How a question is put to the memory.")
 @merge_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def eval_(
@@ -250,6 +259,9 @@ def eval_(
     seed,
     prior_weight,
     max_sentences,
+    memory_path,
+    memory_k,
+    memory_mode,
     merge,
     as_json,
     data_dir,
@@ -272,6 +284,8 @@ def eval_(
     title = f"{dataset}/{split}" if dataset else Path(questions_file).stem
     out_dir = out_dir or Path("runs") / f"eval-{title.replace('/', '-')}"
     for variant in variants:
+        if variant_table.get(variant).reads_memory and memory_path is None:
+            raise ConfigError(f"variant {variant} reads the memory; give --memory FILE (build one with `scicot memory build`).")
         missing = [stage for stage in variant_table.get(variant).needs if stage not in found]
         if missing:
             raise ConfigError(
@@ -314,7 +328,8 @@ def eval_(
     )
     if merge:
         student.merged_copies()  # built before the first question, so that every one runs merged
-    variants = available(student, variants or VARIANTS)
+    facts = _memory_facts(memory_path, memory_k, memory_mode) if memory_path else None
+    variants = available(student, variants or VARIANTS, memory=facts is not None)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
         result = evaluate(
             student,
@@ -329,6 +344,7 @@ def eval_(
             weight,
             checkpoint.scored,
             checkpoint.append_answers,
+            facts,
         )
     paths = write_report(result, out_dir, title)
     checkpoint.path.unlink(missing_ok=True)
@@ -336,6 +352,14 @@ def eval_(
         _store_student_rationales(db_path, questions, result, settings)
     summary = {k: v for k, v in json.loads(paths["results.json"].read_text()).items()} | {"files": {k: str(v) for k, v in paths.items()}}
     click.echo(json.dumps(summary, indent=2) if as_json else paths["results.md"].read_text() + f"\nreport: {out_dir}")
+
+
+def _memory_facts(path: Path, k: int, mode: str):
+    """question -> the memory's top-k facts as one text (never the question's own)."""
+    from scicot_core.memory import Memory
+
+    memory = Memory(path)
+    return lambda q: " ".join(f.text for f in memory.for_question(q, k, mode, exclude_own=True))
 
 
 @click.command()

@@ -302,6 +302,9 @@ class Runner:
             args += ["--variant", variant]
         for value in step.keys.get("rationales", []):
             args += ["--rationales", str(self._path(step, value))]
+        if "memory" in step.keys:
+            args += ["--memory", str(self._path(step, step.keys["memory"]) / "memory.db")]
+            args += ["--memory-k", str(step.keys.get("memory_k", 3)), "--memory-mode", step.keys.get("memory_mode", "joint")]
         names = ("samples", "temperature", "top_p", "seed", "max_tokens", "max_sentences", "prior_weight", "limit")
         self._generation(step, args, names)
         eval_.main(args, prog_name="scicot eval", standalone_mode=False)

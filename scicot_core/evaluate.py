@@ -20,9 +20,9 @@ VARIANTS = variants.NAMES
 PRIOR_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def available(student: Student, wanted: Sequence[str] = VARIANTS) -> list[str]:
+def available(student: Student, wanted: Sequence[str] = VARIANTS, memory: bool = False) -> list[str]:
     """The variants this student can run: baselines need their adapters."""
-    return variants.available(student.has, wanted)
+    return variants.available(student.has, wanted, memory)
 
 
 def evaluate(
@@ -38,6 +38,7 @@ def evaluate(
     prior_weight: float = variants.DEFAULT_PRIOR_WEIGHT,
     scored: dict[str, dict[str, tuple[list[str], list[dict[str, float]]]]] | None = None,
     on_scored: Callable[[str, list[tuple[str, list[str], list[dict[str, float]]]]], None] | None = None,
+    facts: Callable[[Question], str] | None = None,
 ) -> dict:
     """Run each variant over the questions in batches; returns accuracy, timings and predictions.
 
@@ -53,8 +54,8 @@ def evaluate(
         raise ConfigError(f"samples must be at least 1, not {samples}.")
     if samples > 1 and sampling is None:
         raise ConfigError("more than one rationale per question needs sampling: give a temperature above 0.")
-    chosen = available(student, wanted)
-    run = Run(student, batch_size, given or {}, on_generated, samples, sampling, scored or {}, on_scored)
+    chosen = available(student, wanted, memory=facts is not None)
+    run = Run(student, batch_size, given or {}, on_generated, samples, sampling, scored or {}, on_scored, facts)
     timings = {}
     for name in [v for v in VARIANTS if v in chosen or v in _needed_by(chosen)]:
         start = time.perf_counter()
@@ -81,9 +82,12 @@ def _reused(r: Rationale, q: Question) -> Rationale:
 class Run:
     """The answers of every variant so far, per question, and the rationales behind them."""
 
-    def __init__(self, student: Student, batch_size: int, given, on_generated, samples: int, sampling: Sampling | None, scored, on_scored):
+    def __init__(
+        self, student: Student, batch_size: int, given, on_generated, samples: int, sampling: Sampling | None, scored, on_scored, facts=None
+    ):
         self.student, self.batch_size, self.given, self.on_generated = student, batch_size, given, on_generated
         self.samples, self.sampling, self.scored, self.on_scored = samples, sampling, scored, on_scored
+        self.facts: Callable[[Question], str] | None = facts
         self.answers: dict[str, dict[str, Answer]] = {}
         self.per_rationale: dict[str, dict[str, list[Answer]]] = {}
         self.rationales: dict[str, dict[str, list[Rationale]]] = {}
@@ -96,6 +100,12 @@ class Run:
         elif name == "two-stage+prior":
             two, prior = self.answers["two-stage"], self.answers["answer-only"]
             got = [with_prior(q, two[q.id], prior[q.id], prior_weight) for q in part]
+        elif variants.get(name).reads_memory:
+            read = [Rationale(q.id, self.facts(q), "memory", "memory") for q in part]
+            self.rationales.setdefault(name, {}).update({q.id: [r] for q, r in zip(part, read)})
+            each = self._answers_over(name, part, [[r.text] for r in read])
+            self.per_rationale.setdefault(name, {}).update({q.id: a for q, a in zip(part, each)})
+            got = [a[0] for a in each]
         else:
             single = name == "single-stage"
             texts = self._rationales(name, part, 1 if single else self.samples, "single-stage" if single else "rationale")

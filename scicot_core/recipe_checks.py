@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import variants
 from .distillation_set import parse_fold, rationale_files
 from .errors import ConfigError
 from .evaluate import VARIANTS
@@ -124,9 +125,7 @@ class _Checks:
     @staticmethod
     def retrieve(step: Step, recipe: Recipe, where: str) -> None:
         keys = step.keys
-        ref = parse_ref(keys["memory"], step, recipe, f"{where}: memory")
-        if ref.step_id is None or recipe.step(ref.step_id).kind != "memory" or ref.file:
-            raise ConfigError(f"{where}: memory {keys['memory']!r}: name a memory step (@step).")
+        _memory_ref(step, recipe, where)
         _scored_questions(step, recipe, where)
         if keys.get("k", 1) < 1:
             raise ConfigError(f"{where}: k is how many facts per question (1 or more), not {keys['k']}.")
@@ -142,6 +141,12 @@ class _Checks:
     def eval(step: Step, recipe: Recipe, where: str) -> None:
         keys = step.keys
         _scored_questions(step, recipe, where)
+        if "memory" in keys:
+            _memory_ref(step, recipe, where)
+        elif any(variants.get(v).reads_memory for v in keys.get("variants", []) if v in VARIANTS):
+            raise ConfigError(f"{where}: variants: retrieve-then-read reads the memory; add memory = \"@<memory step>\".")
+        if keys.get("memory_mode", "joint") not in MODES:
+            raise ConfigError(f"{where}: memory_mode {keys['memory_mode']!r}; give one of {', '.join(MODES)}.")
         unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]
         if unknown:
             raise ConfigError(f"{where}: variants: unknown {unknown[0]!r}; give some of {', '.join(VARIANTS)}.")
@@ -186,6 +191,12 @@ def _file_split(name: str) -> str:
     """The split a shared data file belongs to, from its name (`*_train.jsonl`, `arc_easy/dev.jsonl`)."""
     stem = Path(name).stem
     return next((s for s in SPLITS if stem == s or stem.endswith("_" + s)), "train")
+
+
+def _memory_ref(step: Step, recipe: Recipe, where: str) -> None:
+    ref = parse_ref(step.keys["memory"], step, recipe, f"{where}: memory")
+    if ref.step_id is None or recipe.step(ref.step_id).kind != "memory" or ref.file:
+        raise ConfigError(f"{where}: memory {step.keys['memory']!r}: name a memory step (@step).")
 
 
 def _scored_questions(step: Step, recipe: Recipe, where: str) -> None:

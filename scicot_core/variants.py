@@ -18,6 +18,7 @@ class Variant:
     uses: tuple[str, ...]  # stages whose adapters it runs with when loaded (for its model label)
     generates: bool  # writes rationales before answering
     how: str
+    reads_memory: bool = False  # reads facts retrieved from the memory (scicot_core/memory.py)
 
 
 TABLE: tuple[Variant, ...] = (
@@ -45,6 +46,14 @@ TABLE: tuple[Variant, ...] = (
         True,
         "two-stage's distribution mixed log-linearly with answer-only's (weight chosen on dev)",
     ),
+    Variant(
+        "retrieve-then-read",
+        (),
+        ("answer",),
+        False,
+        "stage 2 reads the memory's top-k facts for the question in place of a rationale; nothing is generated",
+        reads_memory=True,
+    ),
 )
 VARIANTS: dict[str, Variant] = {v.name: v for v in TABLE}
 NAMES = tuple(VARIANTS)
@@ -56,9 +65,10 @@ def get(name: str) -> Variant:
     return VARIANTS[name]
 
 
-def available(has, wanted=NAMES) -> list[str]:
-    """The variants whose needed adapters are loaded (`has(stage)` says which are)."""
-    return [name for name in wanted if all(has(stage) for stage in get(name).needs)]
+def available(has, wanted=NAMES, memory: bool = False) -> list[str]:
+    """The variants whose needed adapters are loaded (`has(stage)` says which are), and those
+    that read the memory only when there is one (`memory`)."""
+    return [name for name in wanted if all(has(stage) for stage in get(name).needs) and (memory or not get(name).reads_memory)]
 
 
 PRIOR_FILE = "prior.json"

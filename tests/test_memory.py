@@ -237,3 +237,10 @@ def test_a_memory_built_on_first_use_reads_the_data_directory_when_it_has_traini
     assert memory.Memory(path).stats()["by_file"] == {"flan_t5_openbookqa_train.jsonl": 3}
     assert memory.ensure(path, None) == path  # there already: kept as it is
     assert memory.Memory(path).stats()["by_file"] == {"flan_t5_openbookqa_train.jsonl": 3}
+
+
+def test_retrieve_then_read_without_a_memory_says_how_to_get_one(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:2]))
+    result = CliRunner().invoke(main, ["eval", "--questions", str(questions), "--variant", "retrieve-then-read", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "give --memory FILE" in result.output and not (tmp_path / "r").exists()

@@ -574,6 +574,16 @@ adapters = { rationale = "@answer", answer = "@answer", answer-only = "@answer-o
 variants = ["answer-only", "two-stage"]
 arms.own = {}
 arms.facts.rationales = ["@facts/rationales.jsonl"]
+
+[steps.read]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+limit = 4
+memory = "@memory"
+memory_k = 2
+adapters = { answer = "@answer" }
+variants = ["retrieve-then-read"]
 """
 
 
@@ -601,7 +611,10 @@ def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_f
     summary = json.loads((run_dir / "report.json").read_text())
     assert ("eval:own/two-stage", "eval:facts/two-stage") in {(p["a"], p["b"]) for p in summary["paired"]}
     assert "rationales/entailmentbank_arc_easy_train.jsonl" in summary["data"]
-    assert scicot(args, env).output.count("done before") == 6
+    # retrieve-then-read reads the same facts as the retrieve step wrote, with nothing generated.
+    read_rows = [json.loads(line) for line in (run_dir / "read" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["retrieve-then-read"]["rationale"] for r in read_rows] == [f["rationale"] for f in facts[:4]]
+    assert scicot(args, env).output.count("done before") == 7
 
 
 @pytest.mark.parametrize(
@@ -612,8 +625,10 @@ def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_f
         ("k = 2", "k = 0"),
         ("k = 2", 'k = 2\nmode = "both"'),
         ('split = "dev"\nk', "k"),
+        ('memory = "@memory"\nmemory_k', "memory_k"),
+        ("memory_k = 2", 'memory_k = 2\nmemory_mode = "all"'),
     ],
-    ids=["memory of no memory step", "unknown source", "no facts", "unknown mode", "no split"],
+    ids=["memory of no memory step", "unknown source", "no facts", "unknown mode", "no split", "read without memory", "bad memory mode"],
 )
 def test_a_bad_memory_or_retrieve_step_is_refused_before_anything_runs(tmp_path, data, old, new):
     assert old in MEMORY
