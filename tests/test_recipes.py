@@ -376,7 +376,7 @@ def test_stage_2_reads_a_picked_explanation_as_facts_or_whole(tmp_path, data, ti
     assert [p["id"] for p in predictions] == [r["id"] for r in facts]
 
 
-@pytest.mark.parametrize("name", ["crossfit", "distill", "distill-slice"])
+@pytest.mark.parametrize("name", ["crossfit", "distill", "distill-slice", "reader-check"])
 def test_a_committed_recipe_without_the_shipped_student_runs_as_a_smoke_run_on_a_tiny_model(tmp_path, data, tiny_causal_dir, name):
     run_dir = tmp_path / "run"
     env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
