@@ -3,7 +3,8 @@
 Facts come from training-split rationale files (each sentence before the answer sentence;
 EntailmentBank's own facts list), from the bundled sample set where no data directory is
 given, and from rationales a reviewer accepted or wrote in the annotation store. Sentences that
-only talk about the question's options ("Option B is wrong ...") are dropped, and a fact found
+only talk about the question's options ("Option B is wrong ...", "D: ...") or lean on the one
+before ("It helps ...") are dropped, and a fact found
 in several rationales is kept once, with every place it came from (its provenance: teacher or
 human, file, question, licence).
 
@@ -33,8 +34,12 @@ MEMORY_FILE = "memory.db"
 MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.for_question)
 SCHEMA = 1
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
-# Sentences about the question's options, not about the world.
-_ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
+# Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
+_ABOUT_OPTIONS = re.compile(
+    r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE
+)
+# Sentences that lean on the one before ("It helps ...", "This means ..."): no fact on their own.
+_LEANING = re.compile(r"^(?:it|its|this|that|these|those|they|their|them|he|she|so|thus|therefore|hence|also)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that match nearly every fact: left out of queries so BM25 weighs the rest.
@@ -110,7 +115,8 @@ def sentence(text: str) -> str:
 
 def facts_of(row: dict) -> list[str]:
     """The facts of one rationale row: EntailmentBank's own facts list when it has one, else the
-    sentences before its answer sentence, without those about the options or too short."""
+    sentences before its answer sentence, without those about the options, those that lean on
+    the sentence before, and those too short."""
     if isinstance(row.get("facts"), list) and all(isinstance(f, str) for f in row["facts"]):
         candidates = row["facts"]
     else:
@@ -119,7 +125,7 @@ def facts_of(row: dict) -> list[str]:
     out = []
     for c in candidates:
         c = sentence(c)
-        if len(_WORD.findall(c.lower())) >= MIN_WORDS and not _ABOUT_OPTIONS.search(c):
+        if len(_WORD.findall(c.lower())) >= MIN_WORDS and not _ABOUT_OPTIONS.search(c) and not _LEANING.match(c):
             out.append(c)
     return out
 

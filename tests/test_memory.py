@@ -37,6 +37,8 @@ ROWS = [
 def test_facts_are_the_sentences_before_the_answer_without_those_about_the_options():
     assert memory.facts_of(ROWS[0]) == ["Wind is a renewable resource."]
     assert memory.facts_of(ROWS[2]) == []
+    leaning = "D: Farming vegetables changes the soil a lot. It helps keep the soil fertile. Wind moves soil from fields."
+    assert memory.facts_of({"rationale": leaning}) == ["Wind moves soil from fields."]
     human = {"rationale": "ignored", "facts": ["the moon 's gravity causes the tides", "a tide is a kind of change"]}
     assert memory.facts_of(human) == ["The moon 's gravity causes the tides.", "A tide is a kind of change."]
 
