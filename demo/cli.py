@@ -81,7 +81,14 @@ def _teacher(name: str, settings: Settings, question: Question, student_name: st
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True, help="With --samples > 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --samples > 1: same seed, same rationales.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with --samples, every rationale with its own answer).")
-def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samples, temperature, seed, as_json):
+@click.option(
+    "--memory/--no-memory",
+    "with_memory",
+    default=True,
+    show_default=True,
+    help="Also show the memory's facts for the question (SCICOT_MEMORY, built on first use) and stage 2's answer reading them.",
+)
+def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samples, temperature, seed, as_json, with_memory):
     """Ask one question: teacher rationale, student rationale, answer with every choice's probability."""
     from scicot_core import asking, base_models
     from scicot_core.lm import Sampling
@@ -97,17 +104,31 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samp
     asked = _teacher(teacher, settings, question, student_name) if teacher != "none" else None
     model = Student(lm, adapters=adapters, max_rationale_tokens=max_tokens or base_models.max_tokens(student_name))
     sampling = Sampling(temperature, 0.95, seed) if samples > 1 else None
-    events = {type(e): e for e in asking.ask(question, model, asked, samples, sampling)}
+    events = {type(e): e for e in asking.ask(question, model, asked, samples, sampling, memory=_memory(settings) if with_memory else None)}
     wrote, texts, answered = events.get(asking.TeacherWrote), events[asking.StudentWrote], events[asking.Answered]
     if wrote:
         timings["teacher_ms"] = wrote.ms
     timings |= {"stage1_ms": texts.ms, "stage2_ms": answered.ms}
     result = _result(question, wrote.rationale if wrote else None, texts.texts[0], answered.answer, texts.model_id, timings)
+    read = events.get(asking.MemoryRead)
+    if read:
+        timings["memory_ms"] = read.ms
+        facts = [{"text": f.text, "source": f.sources[0].label() if f.sources else ""} for f in read.facts]
+        result["memory"] = {
+            "facts": facts,
+            "answer": {"label": read.answer.label, "text": read.answer.text, "probabilities": read.answer.probabilities},
+        }
     if samples > 1:
         result["samples"] = [
             {"rationale": t, "label": a.label, "probabilities": a.probabilities} for t, a in zip(texts.texts, answered.each)
         ]
     click.echo(json.dumps(result, indent=2) if as_json else _render(result))
+
+
+def _memory(settings: Settings):
+    from scicot_core import memory
+
+    return memory.Memory(memory.ensure(settings.memory_path, settings.data_dir))
 
 
 def _question(text, choices, answer_key, sample_id) -> Question:
@@ -155,6 +176,10 @@ def _render(result: dict) -> str:
     lines += ["", f"Student rationale [{result['student']['model']}]:", f"  {result['student']['rationale']}"]
     for n, sample in enumerate(result.get("samples", []), 1):
         lines += [f"  sample {n}: ({sample['label']}) {sample['rationale']}"]
+    if result.get("memory"):
+        m = result["memory"]
+        lines += ["", "Facts from the memory:"] + [f"  {n}. {f['text']}  [{f['source']}]" for n, f in enumerate(m["facts"], 1)]
+        lines += [f"  stage 2 reading them (retrieve-then-read): ({m['answer']['label']}) {m['answer']['text']}"]
     a = result["answer"]
     verdict = {True: "  (correct)", False: "  (wrong)", None: ""}[a["correct"]]
     averaged = f" (averaged over {len(result['samples'])} rationales)" if result.get("samples") else ""

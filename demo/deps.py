@@ -246,6 +246,18 @@ class Deps:
         self.questions = QuestionSources(settings.data_dir, store, samples)
         self.teachers = VisitorTeachers(settings, self.model)
         self.retrain = Retraining()
+        self._memory = None
+        self._memory_lock = threading.Lock()
+
+    @property
+    def memory(self):
+        """The student's memory (scicot_core/memory.py), built on first use beside the store."""
+        with self._memory_lock:
+            if self._memory is None:
+                from scicot_core import memory
+
+                self._memory = memory.Memory(memory.ensure(self.settings.memory_path, self.settings.data_dir))
+            return self._memory
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -262,4 +274,5 @@ def build_deps(settings: Settings) -> Deps:
     for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
         if not folder.name.endswith(PARTIAL):  # a run that did not finish, kept for its checkpoints
             deps.students.add_folder(f"retrained {folder.name}", folder, required=STAGES)
+    threading.Thread(target=lambda: deps.memory, name="memory", daemon=True).start()  # built, if need be, before the first ask
     return deps

@@ -49,7 +49,15 @@ def question_card(deps: Deps, mode: str, source: str, question_id: str | None) -
     return question_md(parse_question(deps, mode, source, question_id, "", "", None))
 
 
-STAGES = {"teacher_ms": "teacher", "stage1_ms": "student's rationale", "stage2_ms": "answer"}
+STAGES = {"teacher_ms": "teacher", "stage1_ms": "student's rationale", "stage2_ms": "answer", "memory_ms": "memory and its reading"}
+
+
+def _facts_md(facts) -> str:
+    """The memory's facts for a question, each with where it came from."""
+    if not facts:
+        return "\n\n#### Facts from the memory\n\n*No fact in the memory matches this question.*"
+    rows = [f"{n}. {safe(f.text)}  \n   *{safe(f.sources[0].label() if f.sources else '')}*" for n, f in enumerate(facts, 1)]
+    return "\n\n#### Facts from the memory\n\n" + "\n".join(rows)
 
 
 def ask(
@@ -75,7 +83,7 @@ def ask(
     else:
         given = deps.teachers.build(teacher, url, model)
     student = deps.students.student(adapter_set, max_tokens or base_models.max_tokens(deps.settings.student), deps.settings.merge)
-    for event in _paced(asking.ask(question, student, given, baselines=True), every):
+    for event in _paced(asking.ask(question, student, given, baselines=True, memory=deps.memory), every):
         if event is None:
             if asked_at is not None:
                 shown["teacher"] = f"*Thinking… {time.monotonic() - asked_at:.0f} s* ({safe(asked_model)})"
@@ -106,9 +114,20 @@ def ask(
         elif isinstance(event, asking.BaselineAnswered):
             a = event.answer
             shown["baselines"].append(f"- **{event.name}**: ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}")
+        elif isinstance(event, asking.MemoryRead):
+            timings["memory_ms"] = event.ms
+            a = event.answer
+            result["memory"] = {
+                "facts": [{"text": f.text, "source": f.sources[0].label() if f.sources else ""} for f in event.facts],
+                "answer": {"label": a.label, "probabilities": a.probabilities},
+            }
+            shown["baselines"].append(
+                f"- **retrieve-then-read** (stage 2 reading the memory's facts below): ({safe(a.label)}) {safe(a.text)} · {a.probabilities[a.label]:.0%}"
+            )
+            shown["memory"] = _facts_md(event.facts)
     shown["info"] = "Took " + " · ".join(f"{STAGES[k]} {seconds(v)}" for k, v in timings.items())
     listed = "\n".join(shown["baselines"]) or "*No baseline adapters in this set.*"
-    baselines_md = f"#### Baselines: the same student asked other ways\n\n{listed}"
+    baselines_md = f"#### Baselines: the same student asked other ways\n\n{listed}" + shown.get("memory", "")
     yield (*view()[:4], baselines_md, shown["info"], result)
 
 

@@ -65,7 +65,18 @@ class BaselineAnswered:
     answer: Answer
 
 
-Event = TeacherAsking | TeacherWrote | StudentWriting | StudentWrote | Answered | BaselineAnswered
+@dataclass(frozen=True)
+class MemoryRead:
+    """Retrieve-then-read: the memory's facts for the question (with their sources) and stage 2's
+    answer reading them in place of a rationale."""
+
+    facts: list  # memory.Fact, each with its sources
+    answer: Answer
+    ms: int
+
+
+Event = TeacherAsking | TeacherWrote | StudentWriting | StudentWrote | Answered | BaselineAnswered | MemoryRead
+MEMORY_K = 3  # facts stage 2 reads when asked with the memory
 
 
 def ask(
@@ -75,9 +86,12 @@ def ask(
     samples: int = 1,
     sampling: Sampling | None = None,
     baselines: bool = False,
+    memory=None,
 ) -> Iterator[Event]:
     """Teacher (asked, given as a stored rationale, or none), then stage 1, stage 2 and, with
-    `baselines`, the baselines: each step as an event. `samples` > 1 needs `sampling`."""
+    `baselines`, the baselines: each step as an event. `samples` > 1 needs `sampling`. With a
+    `memory` (scicot_core.memory.Memory), stage 2 also reads its top facts for the question
+    (never the question's own), as retrieve-then-read."""
     if isinstance(teacher, Rationale):
         yield TeacherWrote(teacher, 0, stored=True)
     elif teacher is not None:
@@ -94,6 +108,11 @@ def ask(
     yield Answered(answer, each, _ms(start))
     if baselines:
         yield from _baselines(question, student)
+    if memory is not None and student.has("answer"):
+        start = time.perf_counter()
+        facts = memory.with_sources(memory.for_question(question, MEMORY_K, exclude_own=True))
+        [each] = student.answers_over([question], [[" ".join(f.text for f in facts)]])
+        yield MemoryRead(facts, each[0], _ms(start))
 
 
 def _stage1(question: Question, student: Student, samples: int, sampling: Sampling | None):

@@ -35,9 +35,7 @@ MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.f
 SCHEMA = 1
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
 # Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
-_ABOUT_OPTIONS = re.compile(
-    r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE
-)
+_ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
 # Sentences that lean on the one before ("It helps ...", "This means ..."): no fact on their own.
 _LEANING = re.compile(r"^(?:it|its|this|that|these|those|they|their|them|he|she|so|thus|therefore|hence|also)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

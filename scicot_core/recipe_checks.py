@@ -144,7 +144,7 @@ class _Checks:
         if "memory" in keys:
             _memory_ref(step, recipe, where)
         elif any(variants.get(v).reads_memory for v in keys.get("variants", []) if v in VARIANTS):
-            raise ConfigError(f"{where}: variants: retrieve-then-read reads the memory; add memory = \"@<memory step>\".")
+            raise ConfigError(f'{where}: variants: retrieve-then-read reads the memory; add memory = "@<memory step>".')
         if keys.get("memory_mode", "joint") not in MODES:
             raise ConfigError(f"{where}: memory_mode {keys['memory_mode']!r}; give one of {', '.join(MODES)}.")
         unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]

@@ -244,5 +244,55 @@ def test_a_memory_built_on_first_use_reads_the_data_directory_when_it_has_traini
 def test_retrieve_then_read_without_a_memory_says_how_to_get_one(tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()[:2]))
-    result = CliRunner().invoke(main, ["eval", "--questions", str(questions), "--variant", "retrieve-then-read", "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main, ["eval", "--questions", str(questions), "--variant", "retrieve-then-read", "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 1 and "give --memory FILE" in result.output and not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def answer_adapters(tmp_path, tiny_causal_dir):
+    """A folder with a tiny stage-2 adapter (two steps on the sample set)."""
+    from scicot_core.train import TrainConfig
+    from scicot_core.train import main as run_train
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps(q.to_ai2() | {"rationale": t, "teacher": "ref"}) + "\n" for q, t in sample_items()))
+    folder = tmp_path / "adapters"
+    config = TrainConfig(
+        "answer", [str(data)], str(folder / "answer"), base_model=str(tiny_causal_dir), max_steps=2, batch_size=4, lora_r=4
+    )
+    run_train(config, tmp_path / "cache", progress=False)
+    return folder
+
+
+def test_ask_shows_the_facts_stage_2_read_with_their_sources(app_deps, answer_adapters, tiny_causal_dir, tmp_path):
+    from demo import handlers as h
+
+    app_deps.students.add("with stage 2", {"answer": answer_adapters / "answer"})
+    q = h.parse_question(app_deps, "typed", "", None, "Which part of a plant makes food from sunlight?", "roots\nleaves\nflowers", "B")
+    *_, (teacher_md, _, _, _, baselines_md, info, result) = list(h.ask(app_deps, q, "memory", "", "", "with stage 2", max_tokens=4))
+    assert "Facts from the memory" in baselines_md and "retrieve-then-read" in baselines_md
+    facts = result["memory"]["facts"]
+    assert facts and all(f["source"].startswith("the sample set's rationale") for f in facts)
+    assert facts[0]["source"] in baselines_md
+    assert "memory and its reading" in info and "not written for this question" in teacher_md
+    assert set(result["memory"]["answer"]["probabilities"]) == {"A", "B", "C"}
+
+    env = {"SCICOT_DB": str(tmp_path / "cli" / "s.db"), "SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_ADAPTERS": str(answer_adapters)}
+    args = [
+        "ask",
+        "--question",
+        "Which part of a plant makes food from sunlight?",
+        "--choice",
+        "roots",
+        "--choice",
+        "leaves",
+        "--max-tokens",
+        "3",
+    ]
+    shown = CliRunner().invoke(main, args, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Facts from the memory:" in shown.output and "stage 2 reading them (retrieve-then-read)" in shown.output
+    quiet = CliRunner().invoke(main, [*args, "--no-memory", "--json"], env=env)
+    assert quiet.exit_code == 0 and "memory" not in json.loads(quiet.output)
