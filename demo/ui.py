@@ -77,7 +77,8 @@ def ask_tab(deps: Deps, result: gr.State) -> gr.Dropdown:
         choices = gr.Textbox(label="Choices, one per line (2 to 9; labelled A, B, C ...)", lines=4, elem_id="ask-choices")
         key = gr.Textbox(label="Correct label, if you know it (the teacher then explains it)", max_lines=1)
         offered = deps.teachers.choices()
-        teacher = gr.Radio(offered, value=offered[0][1], label="Teacher", elem_id="ask-teacher")
+        default = deps.settings.teacher if deps.settings.teacher in {name for _, name in offered} else offered[0][1]
+        teacher = gr.Radio(offered, value=default, label="Teacher", elem_id="ask-teacher")
         with gr.Row():
             url = gr.Textbox(
                 label="Endpoint base URL",

@@ -79,7 +79,8 @@ class Source:
         if self.kind == "rated":
             return f"rated by {self.rater}" if self.rater else "accepted in the store"
         if self.teacher == "sample":
-            return f"the sample set's rationale for a {self.dataset.partition('/')[2] or 'sample'} question"
+            topic = (self.dataset.partition("/")[2] or "sample").replace("_", " ")
+            return f"the sample set's rationale for {'an' if topic[:1] in 'aeiou' else 'a'} {topic} question"
         where = DATASET_NAMES.get(self.dataset, self.dataset)
         if self.kind == "human":
             return f"{TEACHER_NAMES.get(self.teacher, self.teacher)} (human) for an {where} train question"

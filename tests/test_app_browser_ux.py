@@ -165,3 +165,17 @@ def test_phone_ask_and_rate(phone, app_server):
     box = page.locator("#rate-submit").bounding_box()
     assert box["y"] + box["height"] <= PHONE["height"]  # the sticky bar keeps Submit on screen
     shot(page, "ux-7-phone-rate")
+
+
+def test_a_typed_question_without_a_teacher_model_shows_the_memorys_facts_labelled(desktop, app_server):
+    page = desktop
+    page.get_by_text("My own", exact=True).click()
+    page.wait_for_selector("#ask-teacher", state="visible")
+    assert page.locator("#ask-teacher input[value='memory']").is_checked()  # the default with no endpoint
+    page.fill("#ask-stem textarea", "Which part of a plant makes food from sunlight?")
+    page.fill("#ask-choices textarea", "roots\nleaves\nflowers")
+    ask(page)
+    shown = text(page, "#teacher-md")
+    assert "not written for this question" in shown and "sample set's rationale" in shown and "sunlight" in shown.lower()
+    assert no_error_badges(page)
+    shot(page, "ux-5-typed-question-memory-teacher")
