@@ -128,7 +128,7 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samp
 def _memory(settings: Settings):
     from scicot_core import memory
 
-    return memory.Memory(memory.ensure(settings.memory_path, settings.data_dir))
+    return memory.Memory(memory.ensure(settings.memory_file, settings.data_dir))
 
 
 def _question(text, choices, answer_key, sample_id) -> Question:

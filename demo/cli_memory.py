@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from tqdm.auto import tqdm
 
-from scicot_core.memory import MODES
+from scicot_core.memory import MAX_FACTS, MODES
 from scicot_core.settings import Settings
 
 from .cli_method import _questions, question_options
@@ -49,7 +49,7 @@ def build(data_dir, patterns, files, db_path, no_store, memory_path):
 
     settings = Settings.from_env()
     data_dir = data_dir or settings.data_dir
-    out = memory_path or settings.memory_path
+    out = memory_path or settings.memory_file
     chosen, rows = mem.build_rows(data_dir, patterns or ("*",), files)
     store_db = db_path or settings.db_path
     extra = []
@@ -93,7 +93,7 @@ def search(query, k, exclude_question, as_json, memory_path):
     """The facts BM25 ranks first for QUERY, with where each came from."""
     from scicot_core import memory as mem
 
-    store = mem.Memory(memory_path or Settings.from_env().memory_path)
+    store = mem.Memory(memory_path or Settings.from_env().memory_file)
     try:
         facts = store.with_sources(store.search(query, k, exclude_question))
     finally:
@@ -114,7 +114,7 @@ def stats(memory_path):
     """How many facts, from where."""
     from scicot_core import memory as mem
 
-    store = mem.Memory(memory_path or Settings.from_env().memory_path)
+    store = mem.Memory(memory_path or Settings.from_env().memory_file)
     try:
         click.echo(json.dumps(store.stats(), indent=2))
     finally:
@@ -123,7 +123,7 @@ def stats(memory_path):
 
 @memory.command()
 @question_options
-@click.option("-k", "k", type=click.IntRange(1, 50), default=3, show_default=True, help="Facts per question.")
+@click.option("-k", "k", type=click.IntRange(1, MAX_FACTS), default=3, show_default=True, help="Facts per question.")
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -146,7 +146,7 @@ def retrieve(dataset, split, questions_file, limit, data_dir, k, mode, out, memo
 
     settings = Settings.from_env()
     questions = _questions(dataset, split, data_dir, questions_file, settings, limit)
-    store = mem.Memory(memory_path or settings.memory_path)
+    store = mem.Memory(memory_path or settings.memory_file)
     try:
         rows = []
         for q in tqdm(questions, desc="retrieve", unit="q", disable=None):

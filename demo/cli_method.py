@@ -16,7 +16,7 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.memory import MODES
+from scicot_core.memory import MAX_FACTS, MODES, Memory
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters, saved_sentence_cap
@@ -237,7 +237,7 @@ def _override(config: TrainConfig, item: str) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A memory (scicot memory build): retrieve-then-read's stage 2 reads its top facts for each question.",
 )
-@click.option("--memory-k", type=click.IntRange(1, 50), default=3, show_default=True, help="Facts per question from the memory.")
+@click.option("--memory-k", type=click.IntRange(1, MAX_FACTS), default=3, show_default=True, help="Facts per question from the memory.")
 @click.option("--memory-mode", type=click.Choice(MODES), default="joint", show_default=True, help="How a question is put to the memory.")
 @merge_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -328,7 +328,8 @@ def eval_(
     )
     if merge:
         student.merged_copies()  # built before the first question, so that every one runs merged
-    facts = _memory_facts(memory_path, memory_k, memory_mode) if memory_path else None
+    memory = Memory(memory_path) if memory_path else None
+    facts = _memory_facts(memory, memory_k, memory_mode) if memory else None
     variants = available(student, variants or VARIANTS, memory=facts is not None)
     with tqdm(desc="evaluating", unit="q", total=len(questions) * len(variants)) as bar:
         result = evaluate(
@@ -346,6 +347,8 @@ def eval_(
             checkpoint.append_answers,
             facts,
         )
+    if memory:
+        memory.close()
     paths = write_report(result, out_dir, title)
     checkpoint.path.unlink(missing_ok=True)
     if db_path:
@@ -354,11 +357,8 @@ def eval_(
     click.echo(json.dumps(summary, indent=2) if as_json else paths["results.md"].read_text() + f"\nreport: {out_dir}")
 
 
-def _memory_facts(path: Path, k: int, mode: str):
+def _memory_facts(memory, k: int, mode: str):
     """question -> the memory's top-k facts as one text (never the question's own)."""
-    from scicot_core.memory import Memory
-
-    memory = Memory(path)
     return lambda q: " ".join(f.text for f in memory.for_question(q, k, mode, exclude_own=True))
 
 

@@ -5,13 +5,14 @@ visitor may ask; `Deps` holds them beside the settings and the store."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from annotations.store import Store
-from scicot_core.errors import DataError, ModelError
+from scicot_core.errors import DataError, ModelError, ScicotError
 from scicot_core.lm import LanguageModel
 from scicot_core.questions import DATASETS, HUB_SPLITS, Question, load_split, sample_items, split_path
 from scicot_core.settings import Settings, TeacherEndpoint, normalise_url
@@ -248,16 +249,33 @@ class Deps:
         self.retrain = Retraining()
         self._memory = None
         self._memory_lock = threading.Lock()
+        self.memory_problem: str | None = None
 
     @property
     def memory(self):
-        """The student's memory (scicot_core/memory.py), built on first use beside the store."""
+        """The student's memory (scicot_core/memory.py), built on first use beside the store with
+        the store's accepted rationales; None (logged once) when it cannot be had, so that asking
+        goes on without it."""
         with self._memory_lock:
-            if self._memory is None:
-                from scicot_core import memory
-
-                self._memory = memory.Memory(memory.ensure(self.settings.memory_path, self.settings.data_dir))
+            if self._memory is None and self.memory_problem is None:
+                try:
+                    self._memory = open_memory(self.settings, self.store)
+                except (ScicotError, OSError, sqlite3.Error) as e:
+                    self.memory_problem = str(e)
+                    log.warning("the memory is not available: %s", e)
             return self._memory
+
+
+def open_memory(settings: Settings, store: Store):
+    """The memory, built first where there is none (or an outdated one): the data directory's
+    training rationales (or the sample set's), and the store's accepted ones."""
+    from annotations.export import export_rows
+    from scicot_core import memory
+
+    def accepted():
+        return memory.store_rows(export_rows(store.curation_rows()), memory.held_out_ids(settings.data_dir), skip_held_out=True)
+
+    return memory.Memory(memory.ensure(settings.memory_file, settings.data_dir, accepted))
 
 
 def build_deps(settings: Settings) -> Deps:

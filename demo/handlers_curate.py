@@ -3,7 +3,9 @@ appending to the distillation set and background retraining. (The Statistics tab
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,14 +14,15 @@ from annotations.identity import LOCAL, Client
 from annotations.statistics import mean_score
 from scicot_core import tempfiles
 from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
-from scicot_core.errors import DataError, PermissionDenied
+from scicot_core.errors import DataError, PermissionDenied, ScicotError
 from scicot_core.questions import read_jsonl
 from scicot_core.settings import Settings
 
 from . import retrain
-from .deps import Deps
+from .deps import Deps, open_memory
 from .render import named, plain_model, safe
 
+log = logging.getLogger(__name__)
 EXPORT_KEEP_S = 86_400
 CANDIDATE_HEADERS = ["rationale_id", "question", "source", "model", "raters", "mean", "spread", "decision"]
 
@@ -103,7 +106,8 @@ def decide(
 
 def _into_memory(deps: Deps, rationale_id: str) -> str:
     """The memory follows the decision at once: an accepted rationale's facts (or its edit's,
-    in its place) go in, a rejected or replaced one's come out. A dev or test question's stay out."""
+    in its place) go in, a rejected or replaced one's come out, in one transaction. A dev or
+    test question's stay out. The decision is recorded whatever happens here."""
     from scicot_core import memory
 
     settings = deps.settings
@@ -111,14 +115,17 @@ def _into_memory(deps: Deps, rationale_id: str) -> str:
     related = {rationale_id} | {row["rationale"]["id"] for row in store_rows if row["rationale"]["edits_id"] == rationale_id}
     rows = [r for r in export_rows(store_rows) if r["rationale_id"] in related]
     held_out = memory.held_out_ids(settings.data_dir)
-    kept = [r for r in rows if r["id"] not in held_out and r["dataset"].rpartition("/")[2] not in ("dev", "test")]
-    store = memory.Memory(memory.ensure(settings.memory_path, settings.data_dir))
+    kept = [r for r in rows if not memory.held_out(r, held_out)]
     try:
-        gone = sum(store.remove(f"store:{rid}") for rid in related)
-        facts = list(memory.store_rows(kept, held_out))
-        added = store.add(facts)
-    finally:
-        store.close()
+        store = open_memory(settings, deps.store)
+        try:
+            facts = list(memory.store_rows(kept, held_out))
+            added, gone = store.replace([f"store:{rid}" for rid in related], facts)
+        finally:
+            store.close()
+    except (ScicotError, OSError, sqlite3.Error) as e:
+        log.warning("the memory was not updated for %s: %s", rationale_id, e)
+        return f" The memory was not updated ({safe(str(e))}); rebuild it with `scicot memory build`."
     if rows and not kept:
         return " Its question is a dev or test question, so the memory leaves it out."
     said = [f"holds its {len(facts)} fact(s) now ({added} new)"] if facts else []

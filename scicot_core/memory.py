@@ -16,10 +16,12 @@ training question must not retrieve the rationale it is learning to write).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +33,10 @@ from .formats import rationale_body
 from .questions import DATASETS, SPLITS, Question, read_jsonl, sample_items
 
 MEMORY_FILE = "memory.db"
+MAX_FACTS = 50  # the most facts one question may read
 MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.for_question)
 SCHEMA = 1
+FACTS_VERSION = 2  # how facts are cut from rationales (facts_of); a memory of another version is built again
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
 # Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
 _ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
@@ -171,14 +175,19 @@ def held_out_ids(data_dir: Path | None) -> set[str]:
     return ids
 
 
-def store_rows(export: Sequence[dict], held_out: set[str]) -> Iterator[tuple[str, Source]]:
+def held_out(row: dict, held_out_ids: set[str]) -> bool:
+    """Whether an exported store row is for a dev or test question (by its split or its id)."""
+    return str(row["id"]) in held_out_ids or (row.get("dataset") or "").rpartition("/")[2] in ("dev", "test")
+
+
+def store_rows(export: Sequence[dict], held_out_ids: set[str], skip_held_out: bool = False) -> Iterator[tuple[str, Source]]:
     """Facts of the store's accepted rationales and edits (`annotations.export.export_rows`
     output, whose `dataset` is the question's `dataset/split`); one for a dev or test question
-    (by its split, or its id among `held_out`) is refused."""
-    rows = list(export)
+    (by its split, or its id among `held_out_ids`) is refused, or left out with `skip_held_out`."""
+    rows = [row for row in export if not (skip_held_out and held_out(row, held_out_ids))]
     for row in rows:
         split = (row.get("dataset") or "").rpartition("/")[2]
-        if str(row["id"]) in held_out or split in ("dev", "test"):
+        if held_out(row, held_out_ids):
             raise ConfigError(
                 f"the store's accepted rationale {row.get('rationale_id')} is for the {split if split in ('dev', 'test') else 'held-out'} "
                 f"question {row['id']}; the memory takes training questions only (reject it, or build with --no-store)."
@@ -222,11 +231,10 @@ def build(path: Path, rows: Iterable[tuple[str, Source]], about: dict | None = N
             db.executescript(_CREATE)
             _add(db, rows)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            meta = {"schema": SCHEMA, "built_utc": now} | (about or {})
+            meta = {"schema": SCHEMA, "facts_version": FACTS_VERSION, "built_utc": now} | (about or {})
             db.executemany("insert into meta values (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
             db.execute("insert into facts_fts(facts_fts) values ('optimize')")  # one index segment: searches 2-3x faster
-            db.commit()
-            db.execute("pragma journal_mode=wal")
+            db.commit()  # a rollback journal, not WAL: a rebuilt file is renamed over this one while readers may hold it
         finally:
             db.close()
     built = Memory(path)
@@ -327,15 +335,21 @@ class Memory:
         with self.db:
             return _add(self.db, rows)
 
-    def remove(self, file: str) -> int:
-        """Take out what one source (`store:<rationale id>`) brought: its places, and the facts
-        that no other place holds; returns how many facts went."""
+    def replace(self, files: Iterable[str], rows: Iterable[tuple[str, Source]]) -> tuple[int, int]:
+        """In one transaction, take out what the sources `files` brought (`store:<rationale id>`:
+        their places, and the facts no other place holds), then add `rows`; returns (facts
+        added, facts gone)."""
+        rows = list(rows)
         with self.db:
-            ids = [r[0] for r in self.db.execute("select distinct fact_id from sources where file = ?", (file,))]
-            self.db.execute("delete from sources where file = ?", (file,))
-            marks = ",".join("?" * len(ids))
-            gone = self.db.execute(f"delete from facts where id in ({marks}) and id not in (select fact_id from sources)", ids).rowcount
-        return gone
+            gone = sum(self._remove(self.db, file) for file in files)
+            return _add(self.db, rows), gone
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, file: str) -> int:
+        ids = [r[0] for r in db.execute("select distinct fact_id from sources where file = ?", (file,))]
+        db.execute("delete from sources where file = ?", (file,))
+        marks = ",".join("?" * len(ids))
+        return db.execute(f"delete from facts where id in ({marks}) and id not in (select fact_id from sources)", ids).rowcount
 
     def stats(self) -> dict:
         """Facts, sources by kind and by file, and what the builder recorded."""
@@ -360,7 +374,18 @@ def build_rows(data_dir: Path | None, patterns: Sequence[str] = ("*",), files: S
     if data_dir is None and not files:
         return [], sample_rows()
     chosen = (rationale_files(data_dir, patterns) if data_dir is not None else []) + [Path(f) for f in files]
-    return chosen, (row for f in chosen for row in _file_rows(f))
+    return chosen, _unseen((row for f in chosen for row in _file_rows(f)), held_out_ids(data_dir))
+
+
+def _unseen(rows: Iterable[tuple[str, Source]], held_out: set[str]) -> Iterator[tuple[str, Source]]:
+    """Rows whose question is no dev or test question (`held_out`); one that is stops the build."""
+    for text, source in rows:
+        if source.question_id in held_out:
+            raise ConfigError(
+                f"{source.file}: question {source.question_id} is a dev or test question of the data directory; "
+                "the memory takes training questions only."
+            )
+        yield text, source
 
 
 def check_file(path: Path) -> None:
@@ -373,12 +398,30 @@ def check_file(path: Path) -> None:
         )
 
 
-def ensure(path: Path, data_dir: Path | None) -> Path:
-    """The memory at `path`, built first where there is none: from the data directory's
-    training-split rationale files when it has some, else from the sample set."""
+_ENSURE = threading.Lock()
+
+
+def ensure(path: Path, data_dir: Path | None, extra: Callable[[], Iterable[tuple[str, Source]]] | None = None) -> Path:
+    """The memory at `path`, built first where there is none (or one whose facts were cut by
+    another version of `facts_of`): from the data directory's training-split rationale files
+    when it has some, else from the sample set, and `extra()` (the store's accepted rationales)."""
     path = Path(path)
-    if not path.is_file():
-        folder = Path(data_dir) / "rationales" if data_dir else None
-        has_files = folder is not None and any(folder.glob("*_train.jsonl"))
-        build(path, build_rows(data_dir if has_files else None)[1], {"built_by": "first use"})
+    with _ENSURE:
+        if not path.is_file() or _version(path) != FACTS_VERSION:
+            folder = Path(data_dir) / "rationales" if data_dir else None
+            has_files = folder is not None and any(folder.glob("*_train.jsonl"))
+            rows = build_rows(data_dir if has_files else None)[1]
+            build(path, itertools.chain(rows, extra() if extra else ()), {"built_by": "first use"})
     return path
+
+
+def _version(path: Path) -> int | None:
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = db.execute("select value from meta where name = 'facts_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return None
+    return json.loads(found[0]) if found else None

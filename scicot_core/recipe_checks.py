@@ -12,7 +12,7 @@ from . import variants
 from .distillation_set import parse_fold, rationale_files
 from .errors import ConfigError
 from .evaluate import VARIANTS
-from .memory import MODES
+from .memory import MAX_FACTS, MODES
 from .questions import DATASETS, SPLITS, split_path
 from .recipes import ADAPTER_FILES, CHOICES, SHIPPED, Recipe, Step, adapter_folder, parse_ref, picked_files, references
 from .student import STAGES
@@ -127,8 +127,8 @@ class _Checks:
         keys = step.keys
         _memory_ref(step, recipe, where)
         _scored_questions(step, recipe, where)
-        if keys.get("k", 1) < 1:
-            raise ConfigError(f"{where}: k is how many facts per question (1 or more), not {keys['k']}.")
+        if not 1 <= keys.get("k", 1) <= MAX_FACTS:
+            raise ConfigError(f"{where}: k is how many facts per question (1 to {MAX_FACTS}), not {keys['k']}.")
         if keys.get("mode", "joint") not in MODES:
             raise ConfigError(f"{where}: mode {keys['mode']!r}; give one of {', '.join(MODES)}.")
 
@@ -145,6 +145,10 @@ class _Checks:
             _memory_ref(step, recipe, where)
         elif any(variants.get(v).reads_memory for v in keys.get("variants", []) if v in VARIANTS):
             raise ConfigError(f'{where}: variants: retrieve-then-read reads the memory; add memory = "@<memory step>".')
+        elif {"memory_k", "memory_mode"} & set(keys):
+            raise ConfigError(f'{where}: memory_k and memory_mode say how the memory is read; add memory = "@<memory step>".')
+        if not 1 <= keys.get("memory_k", 1) <= MAX_FACTS:
+            raise ConfigError(f"{where}: memory_k is how many facts per question (1 to {MAX_FACTS}), not {keys['memory_k']}.")
         if keys.get("memory_mode", "joint") not in MODES:
             raise ConfigError(f"{where}: memory_mode {keys['memory_mode']!r}; give one of {', '.join(MODES)}.")
         unknown = [v for v in keys.get("variants", []) if v not in VARIANTS]

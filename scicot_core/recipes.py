@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .distillation_set import rationale_files
 from .errors import ConfigError
+from .memory import FACTS_VERSION
 from .questions import split_path
 from .student import SENTENCES_FILE
 
@@ -407,6 +408,8 @@ def step_hash(step: Step, recipe: Recipe, done: dict[str, str]) -> str:
     keys = {k: v for k, v in step.keys.items() if k != "about"}  # words about a step change nothing it makes
     read = {name: file_sha256(p) for name, p in inputs(step, recipe).items()}
     body = {"kind": step.kind, "keys": keys, "data": read, "needs": {n: done[n] for n in step.needs}}
+    if step.kind == "memory":
+        body["facts_version"] = FACTS_VERSION  # facts cut another way make another memory
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

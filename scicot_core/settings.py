@@ -108,7 +108,7 @@ class Settings:
     data_dir: Path | None = None
     db_path: Path | None = None
     distill_path: Path | None = None
-    memory_path: Path | None = None  # the student's memory of facts (scicot_core/memory.py), beside the store
+    memory_path: Path | None = None  # the student's memory of facts (scicot_core/memory.py); None: beside the store
     student: str = "smollm2-135m"
     adapters: Path | None = None
     teacher: str = "memory"
@@ -125,9 +125,11 @@ class Settings:
     # Dev questions the app compares a retrained student and the default on.
     compare_n: int = 24
 
-    def __post_init__(self):
-        if self.memory_path is None and self.db_path is not None:  # the memory lives beside the store
-            object.__setattr__(self, "memory_path", Path(self.db_path).with_name("memory.db"))
+    @property
+    def memory_file(self) -> Path:
+        """The memory's file: SCICOT_MEMORY, else `memory.db` beside the store (derived when read,
+        so that settings with another store keep their memory beside it)."""
+        return self.memory_path or Path(self.db_path or default_db_path()).with_name("memory.db")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -152,7 +154,7 @@ class Settings:
             data_dir=_path(env.get("SCICOT_DATA_DIR")),
             db_path=db_path,
             distill_path=_path(env.get("SCICOT_DISTILL_SET")) or db_path.with_name("distillation_set.jsonl"),
-            memory_path=_path(env.get("SCICOT_MEMORY")) or db_path.with_name("memory.db"),
+            memory_path=_path(env.get("SCICOT_MEMORY")),
             student=env.get("SCICOT_STUDENT") or "smollm2-135m",
             adapters=_path(env.get("SCICOT_ADAPTERS")),
             teacher=env.get("SCICOT_TEACHER") or ("http" if endpoint else "memory"),

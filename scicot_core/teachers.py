@@ -320,7 +320,8 @@ MEMORY_NOTE = "not written for this question: the memory's nearest facts from te
 
 class MemoryTeacher:
     """Where no teacher model is at hand: the facts the memory (scicot_core/memory.py) holds
-    nearest to the question, one query per choice, labelled as such with where each came from."""
+    nearest to the question (never those of its own rationales), one query per choice,
+    labelled as such with where each came from."""
 
     model_id = "memory (BM25 over teacher and human facts)"
     note = MEMORY_NOTE
@@ -336,7 +337,7 @@ class MemoryTeacher:
             out = []
             for q in questions:
                 start = time.perf_counter()
-                facts = store.with_sources(store.for_question(q, self.k, "per-choice"))
+                facts = store.with_sources(store.for_question(q, self.k, "per-choice", exclude_own=True))
                 ms = int((time.perf_counter() - start) * 1000)
                 sources = [f.sources[0].label() if f.sources else "" for f in facts]
                 note = self.note + (": " + "; ".join(dict.fromkeys(sources)) if facts else " (none matched)")
@@ -350,7 +351,7 @@ class MemoryTeacher:
 def _memory(settings: Settings, _load) -> Teacher:
     from .memory import ensure
 
-    return MemoryTeacher(ensure(settings.memory_path, settings.data_dir))
+    return MemoryTeacher(ensure(settings.memory_file, settings.data_dir))  # the app's own adds the store's: demo/deps.py
 
 
 # -- the registry -------------------------------------------------------------------------------

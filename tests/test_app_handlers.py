@@ -144,7 +144,7 @@ def test_queue_rate_edit_curate_export_retrain_status(app_deps, tmp_path):
     assert "accept recorded" in accepted and re.search(r"The memory holds its \d+ fact\(s\) now \(0 new\)\.", accepted)
     from scicot_core.memory import Memory
 
-    memory = Memory(app_deps.settings.memory_path)
+    memory = Memory(app_deps.settings.memory_file)
     assert memory.stats()["by_kind"]["rated"] >= 1
     memory.close()
     path = hr.export_file(app_deps, "rev", "jsonl", True, 0, 0)
@@ -352,7 +352,7 @@ def test_the_memory_follows_each_curation_decision_at_once(app_deps):
     hr.become_reviewer(app_deps, "rev", "sesame")
 
     def texts():
-        memory = Memory(app_deps.settings.memory_path)
+        memory = Memory(app_deps.settings.memory_file)
         try:
             return {f.text for f in memory.search("magnets iron nails salt melting ice", k=10)}
         finally:

@@ -222,7 +222,7 @@ def test_without_a_teacher_model_the_memory_answers_for_the_teacher_labelled_as_
     from scicot_core.teachers import MEMORY_NOTE, get_teacher
 
     settings = Settings.from_env({"SCICOT_DB": str(tmp_path / "s.db"), "SCICOT_CACHE_DIR": str(tmp_path / "c")})
-    assert settings.teacher == "memory" and settings.memory_path == tmp_path / "memory.db"
+    assert settings.teacher == "memory" and settings.memory_file == tmp_path / "memory.db"
     teacher = get_teacher("memory", settings, lambda: pytest.fail("no model is loaded for the memory"))
     assert (tmp_path / "memory.db").is_file()  # built on first use, from the sample set here
     q = typed_question("Which part of a plant makes food from sunlight?", ["roots", "leaves", "flowers", "seeds"], None)
@@ -296,3 +296,51 @@ def test_ask_shows_the_facts_stage_2_read_with_their_sources(app_deps, answer_ad
     assert "Facts from the memory:" in shown.output and "stage 2 reading them (retrieve-then-read)" in shown.output
     quiet = CliRunner().invoke(main, [*args, "--no-memory", "--json"], env=env)
     assert quiet.exit_code == 0 and "memory" not in json.loads(quiet.output)
+
+
+def test_a_training_file_holding_a_dev_question_is_refused(tmp_path):
+    data = tmp_path / "data"
+    (data / "arc_easy").mkdir(parents=True)
+    q = sample_items()[0][0]
+    (data / "arc_easy" / "dev.jsonl").write_text(json.dumps(q.to_ai2() | {"id": "dev-7"}) + "\n")
+    bad = rationale_file(data, "flan_t5_openbookqa_train.jsonl", [*ROWS, {"id": "dev-7", "rationale": "A fact about the dev question."}])
+    with pytest.raises(ConfigError, match="dev-7 is a dev or test question"):
+        memory.build(tmp_path / "m.db", memory.build_rows(data, files=[bad])[1])
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_a_memory_of_facts_cut_another_way_is_built_again_on_first_use(tmp_path):
+    path = memory.ensure(tmp_path / "m.db", None)
+    db = sqlite3.connect(path)
+    db.execute("update meta set value = '1' where name = 'facts_version'")
+    db.execute("delete from sources")
+    db.commit()
+    db.close()
+    assert memory.Memory(path).stats()["sources"] == 0
+    memory.ensure(path, None)
+    assert memory.Memory(path).stats()["sources"] > 20 and memory.Memory(path).stats()["meta"]["facts_version"] == memory.FACTS_VERSION
+
+
+def test_the_memory_teacher_never_shows_a_question_its_own_rationale(tmp_path):
+    from scicot_core.teachers import MemoryTeacher
+
+    teacher = MemoryTeacher(memory.ensure(tmp_path / "m.db", None))
+    for question, text in sample_items()[:6]:
+        [r] = teacher.rationales([question])
+        own = {memory.key(f) for f in memory.facts_of({"rationale": text})}
+        assert not {memory.key(f["text"]) for f in r.meta["facts"]} & own
+
+
+def test_retrieve_for_training_questions_never_gives_a_question_its_own_facts(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q.to_ai2()) + "\n" for q, _ in sample_items()))
+    env = {"SCICOT_DB": str(tmp_path / "s.db"), "SCICOT_DATA_DIR": ""}
+    out = tmp_path / "facts.jsonl"
+    assert CliRunner().invoke(main, ["memory", "build"], env=env).exit_code == 0
+    done = CliRunner().invoke(main, ["memory", "retrieve", "--questions", str(questions), "-k", "3", "--out", str(out)], env=env)
+    assert done.exit_code == 0, done.output
+    rows = {json.loads(line)["id"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert len(rows) == len(sample_items()) and sum(bool(r["facts"]) for r in rows.values()) > len(rows) / 2
+    for q, text in sample_items():
+        own = {memory.key(f) for f in memory.facts_of({"rationale": text})}
+        assert not {memory.key(f) for f in rows[q.id]["facts"]} & own
