@@ -266,8 +266,8 @@ def eval_(
     as_json,
     data_dir,
 ):
-    """Accuracy of zero-shot, answer-only, step-by-step, single-stage, two-stage and two-stage+prior
-    on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
+    """Accuracy of zero-shot, answer-only, step-by-step, single-stage, two-stage, two-stage+prior
+    and (with --memory) retrieve-then-read on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
     (self-consistency) and also reports the majority vote and accuracy against k.
 
     An interrupted run resumes where it stopped: the rationales it had generated, and stage 2's
