@@ -417,7 +417,7 @@ def ensure(path: Path, data_dir: Path | None, extra: Callable[[], Iterable[tuple
 
 def _version(path: Path) -> int | None:
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only; any character in the path
         try:
             found = db.execute("select value from meta where name = 'facts_version'").fetchone()
         finally:

@@ -344,3 +344,12 @@ def test_retrieve_for_training_questions_never_gives_a_question_its_own_facts(tm
     for q, text in sample_items():
         own = {memory.key(f) for f in memory.facts_of({"rationale": text})}
         assert not {memory.key(f) for f in rows[q.id]["facts"]} & own
+
+
+def test_a_memory_in_a_folder_with_odd_characters_is_built_once(tmp_path):
+    path = tmp_path / "a b#c?d%20" / "memory.db"
+    path.parent.mkdir()
+    memory.ensure(path, None)
+    stamp = path.stat().st_mtime_ns
+    memory.ensure(path, None)
+    assert path.stat().st_mtime_ns == stamp and memory._version(path) == memory.FACTS_VERSION
