@@ -113,9 +113,8 @@ def ask(text, choices, answer_key, sample_id, teacher, student, max_tokens, samp
     read = events.get(asking.MemoryRead)
     if read:
         timings["memory_ms"] = read.ms
-        facts = [{"text": f.text, "source": f.sources[0].label() if f.sources else ""} for f in read.facts]
         result["memory"] = {
-            "facts": facts,
+            "facts": [f.shown() for f in read.facts],
             "answer": {"label": read.answer.label, "text": read.answer.text, "probabilities": read.answer.probabilities},
         }
     if samples > 1:

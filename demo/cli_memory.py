@@ -154,7 +154,7 @@ def retrieve(dataset, split, questions_file, limit, data_dir, k, mode, out, memo
             rows.append(
                 {
                     "id": q.id,
-                    "rationale": " ".join(f.text for f in facts),
+                    "rationale": mem.as_rationale(facts),
                     "facts": [f.text for f in facts],
                     "sources": [[s.label() for s in f.sources[:3]] for f in facts],
                 }

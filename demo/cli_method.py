@@ -16,7 +16,7 @@ from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
 from scicot_core.generated import GeneratedCheckpoint
-from scicot_core.memory import MAX_FACTS, MODES, Memory
+from scicot_core.memory import MAX_FACTS, MODES, Memory, as_rationale
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
 from scicot_core.student import MAX_RATIONALE_TOKENS, STAGES, Student, default_adapters, find_adapters, saved_sentence_cap
@@ -359,7 +359,7 @@ def eval_(
 
 def _memory_facts(memory, k: int, mode: str):
     """question -> the memory's top-k facts as one text (never the question's own)."""
-    return lambda q: " ".join(f.text for f in memory.for_question(q, k, mode, exclude_own=True))
+    return lambda q: as_rationale(memory.for_question(q, k, mode, exclude_own=True))
 
 
 @click.command()

@@ -56,7 +56,7 @@ def _facts_md(facts) -> str:
     """The memory's facts for a question, each with where it came from."""
     if not facts:
         return "\n\n#### Facts from the memory\n\n*No fact in the memory matches this question.*"
-    rows = [f"{n}. {safe(f.text)}  \n   *{safe(f.sources[0].label() if f.sources else '')}*" for n, f in enumerate(facts, 1)]
+    rows = [f"{n}. {safe(f.text)}  \n   *{safe(f.source)}*" for n, f in enumerate(facts, 1)]
     return "\n\n#### Facts from the memory\n\n" + "\n".join(rows)
 
 
@@ -118,7 +118,7 @@ def ask(
             timings["memory_ms"] = event.ms
             a = event.answer
             result["memory"] = {
-                "facts": [{"text": f.text, "source": f.sources[0].label() if f.sources else ""} for f in event.facts],
+                "facts": [f.shown() for f in event.facts],
                 "answer": {"label": a.label, "probabilities": a.probabilities},
             }
             shown["baselines"].append(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import variants
 from .lm import Sampling
+from .memory import as_rationale
 from .questions import Question, Rationale
 from .student import Answer, Student, mean_answer
 from .teachers import Teacher
@@ -111,7 +112,7 @@ def ask(
     if memory is not None and student.has("answer"):
         start = time.perf_counter()
         facts = memory.with_sources(memory.for_question(question, MEMORY_K, exclude_own=True))
-        [each] = student.answers_over([question], [[" ".join(f.text for f in facts)]])
+        [each] = student.answers_over([question], [[as_rationale(facts)]])
         yield MemoryRead(facts, each[0], _ms(start))
 
 

@@ -101,6 +101,19 @@ class Fact:
     score: float
     sources: tuple[Source, ...] = field(default=(), compare=False)
 
+    @property
+    def source(self) -> str:
+        """Where it was first found, as the app names it ("" before `with_sources`)."""
+        return self.sources[0].label() if self.sources else ""
+
+    def shown(self) -> dict:
+        return {"text": self.text, "source": self.source}
+
+
+def as_rationale(facts: Sequence[Fact]) -> str:
+    """Facts as stage 2 reads them in place of a rationale: one text."""
+    return " ".join(f.text for f in facts)
+
 
 def key(text: str) -> str:
     """What two facts share when they say the same thing: lower-case words, in order."""

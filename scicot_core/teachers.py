@@ -330,7 +330,7 @@ class MemoryTeacher:
         self.path, self.k = Path(path), k
 
     def rationales(self, questions: Sequence[Question], mode: str = "rationalize") -> list[Rationale]:
-        from .memory import Memory
+        from .memory import Memory, as_rationale
 
         store = Memory(self.path)
         try:
@@ -339,10 +339,9 @@ class MemoryTeacher:
                 start = time.perf_counter()
                 facts = store.with_sources(store.for_question(q, self.k, "per-choice", exclude_own=True))
                 ms = int((time.perf_counter() - start) * 1000)
-                sources = [f.sources[0].label() if f.sources else "" for f in facts]
-                note = self.note + (": " + "; ".join(dict.fromkeys(sources)) if facts else " (none matched)")
-                meta = {"mode": "memory", "facts": [{"text": f.text, "source": src} for f, src in zip(facts, sources)]}
-                out.append(Rationale(q.id, " ".join(f.text for f in facts), "teacher", self.model_id, ms, note, meta))
+                note = self.note + (": " + "; ".join(dict.fromkeys(f.source for f in facts)) if facts else " (none matched)")
+                meta = {"mode": "memory", "facts": [f.shown() for f in facts]}
+                out.append(Rationale(q.id, as_rationale(facts), "teacher", self.model_id, ms, note, meta))
             return out
         finally:
             store.close()
