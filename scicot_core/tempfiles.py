@@ -39,6 +39,10 @@ def create(destination: Path, directory: bool = False) -> Path:
     blocking = next((p for p in destination.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise ConfigError(f"cannot write {destination}: {blocking} is a file, not a folder; choose another path.")
+    wanted = destination.is_dir() if directory else destination.is_file()
+    if destination.exists() and not wanted:  # a device (/dev/null), a pipe, a socket: never renamed over
+        kind = "a folder" if directory else "a file"
+        raise ConfigError(f"cannot write {destination}: it is there and is not {kind}; choose another path.")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(destination)

@@ -157,3 +157,20 @@ def test_the_teacher_cache_writes_through_the_same_atomic_writer(tmp_path):
     orphan.write_text("{")
     cache.put("http://x/v1", "m", messages, "Because.")
     assert cache.get("http://x/v1/", "m", messages) == "Because." and hidden(entry.parent) == []
+
+
+@pytest.mark.parametrize("write", ["memory", "jsonl"])
+def test_a_destination_that_is_a_pipe_or_device_is_refused_and_left_in_place(tmp_path, write):
+    """`--memory /dev/null` once renamed a new file over the device (run as root); now any
+    destination that is there and is no file is refused before anything is written."""
+    from scicot_core import memory
+    from scicot_core.errors import ConfigError
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match="is not a file"):
+        if write == "memory":
+            memory.build(pipe, memory.sample_rows())
+        else:
+            write_jsonl_atomic([{"id": "q"}], pipe)
+    assert pipe.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
