@@ -13,13 +13,14 @@ from annotations.export import ExportFilter, export_rows, write_export
 from annotations.identity import LOCAL, Client
 from annotations.statistics import mean_score
 from scicot_core import tempfiles
+from scicot_core.asking import MEMORY_K
 from scicot_core.distillation_set import DistillRecord, write_jsonl_atomic
 from scicot_core.errors import DataError, PermissionDenied, ScicotError
 from scicot_core.questions import read_jsonl
 from scicot_core.settings import Settings
 
 from . import retrain
-from .deps import Deps, open_memory
+from .deps import SAMPLE_SOURCE, Deps, open_memory
 from .render import named, plain_model, safe
 
 log = logging.getLogger(__name__)
@@ -100,15 +101,21 @@ def decide(
             f"the edited text is of {named(edited_for, 'no rationale')}, not of the selected {safe(rationale_id)}; "
             "nothing was recorded. Select the rationale you edited, or edit the one selected."
         )
+    try:  # opened (built, the first time) before the decision, so that its change is measured from the memory as it was
+        opened = open_memory(deps.settings, deps.store)
+    except (ScicotError, OSError, sqlite3.Error) as e:
+        opened = e
     deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
-    return f"{decision} recorded for {rationale_id}.{_into_memory(deps, rationale_id)}"
+    return f"{decision} recorded for {rationale_id}.{_into_memory(deps, rationale_id, opened)}"
 
 
-def _into_memory(deps: Deps, rationale_id: str) -> str:
+def _into_memory(deps: Deps, rationale_id: str, opened) -> str:
     """The memory follows the decision at once: an accepted rationale's facts (or its edit's,
     in its place) go in, a rejected or replaced one's come out, in one transaction. A dev or
-    test question's stay out. The decision is recorded whatever happens here."""
-    from scicot_core import memory
+    test question's stay out. The decision is recorded whatever happens here. What follows says
+    so, and which of the questions nearest to those facts now read other facts, with stage 2's
+    answer before and after (`memory_effect`). `opened` is the memory, or why it could not be opened."""
+    from scicot_core import memory, memory_effect
 
     settings = deps.settings
     store_rows = deps.store.curation_rows()
@@ -116,11 +123,17 @@ def _into_memory(deps: Deps, rationale_id: str) -> str:
     rows = [r for r in export_rows(store_rows) if r["rationale_id"] in related]
     held_out = memory.held_out_ids(settings.data_dir)
     kept = [r for r in rows if not memory.held_out(r, held_out)]
+    files = [f"store:{rid}" for rid in related]
     try:
-        store = open_memory(settings, deps.store)
+        if isinstance(opened, Exception):
+            raise opened
+        store = opened
         try:
             facts = list(memory.store_rows(kept, held_out))
-            added, gone = store.replace([f"store:{rid}" for rid in related], facts)
+            texts = [text for text, _ in facts] + store.texts_from(files)
+            (added, gone), effect = memory_effect.measure(
+                store, effect_pool(deps), texts, lambda: store.replace(files, facts), MEMORY_K, _effect_student(deps)
+            )
         finally:
             store.close()
     except (ScicotError, OSError, sqlite3.Error) as e:
@@ -130,7 +143,48 @@ def _into_memory(deps: Deps, rationale_id: str) -> str:
         return " Its question is a dev or test question, so the memory leaves it out."
     said = [f"holds its {len(facts)} fact(s) now ({added} new)"] if facts else []
     said += [f"lost {gone} fact(s) no other rationale holds"] if gone else []
-    return f" The memory {' and '.join(said)}." if said else ""
+    return (f" The memory {' and '.join(said)}." if said else "") + (effect_text(effect) if added or gone else "")
+
+
+def effect_pool(deps: Deps) -> list:
+    """The questions a memory change is checked on: every dev split in the data directory (never
+    in the memory, so what moves there is what a new question would see), else the sample set."""
+    sources = [s for s in deps.questions.sources() if s.endswith("/dev")] or [SAMPLE_SOURCE]
+    return [q for source in sources for q in deps.questions.questions_in(source)]
+
+
+def _effect_student(deps: Deps):
+    """The default student (the first set offered), or none where it cannot be had: the facts
+    that moved are shown all the same."""
+    names = deps.students.names()
+    try:
+        return deps.students.student(names[0]) if names else None
+    except ScicotError as e:
+        log.warning("no student for the memory change's answers: %s", e)
+        return None
+
+
+def effect_text(effect) -> str:
+    """A memory change's effect as Markdown: what moved among the questions nearest to the
+    changed facts, and a table of those whose facts moved, with stage 2's answer before and after."""
+    if not effect.checked:
+        return " No question shares a word with these facts."
+    if not effect.changes:
+        return f" None of the {effect.checked} questions nearest to these facts reads other facts now."
+    head = f"\n\n**{len(effect.changes)} of the {effect.checked} questions nearest to these facts read other facts now.**"
+    (right_before, scored), (right_after, _) = effect.right("before"), effect.right("after")
+    if scored:
+        head += f" Stage 2 reading them: {right_before} of {scored} right before, {right_after} after."
+    rows = ["| question | key | facts it reads now (+ new, − gone) | answer before → after |", "|---|---|---|---|"]
+    for c in effect.changes:
+        moved = [f"+ {safe(f.text)} ({safe(f.source)})" for f in c.new] + [f"− {safe(f.text)}" for f in c.gone]
+        answers = f"{_answer(c.answer_before)} → {_answer(c.answer_after)}" if c.answer_after else "—"
+        rows.append(f"| {safe(_cut(c.question.stem, 90))} | {safe(c.question.answer_key or '?')} | {'<br>'.join(moved)} | {answers} |")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def _answer(a) -> str:
+    return f"{safe(a.label)} ({a.probabilities.get(a.label, 0):.0%})"
 
 
 def export_dir(settings: Settings) -> Path:

@@ -342,6 +342,13 @@ class Memory:
         found = self.sources([f.id for f in facts]) if facts else {}
         return [Fact(f.id, f.text, f.score, found[f.id]) for f in facts]
 
+    def texts_from(self, files: Iterable[str]) -> list[str]:
+        """The facts the sources `files` brought (`store:<rationale id>`), as text."""
+        files = list(files)
+        marks = ",".join("?" * len(files))
+        sql = f"select distinct f.text from facts f join sources s on s.fact_id = f.id where s.file in ({marks}) order by f.id"
+        return [r[0] for r in self.db.execute(sql, files)] if files else []
+
     def add(self, rows: Iterable[tuple[str, Source]]) -> int:
         """Add facts in one transaction (all or none); returns how many are new."""
         rows = list(rows)  # a refusal while reading them comes before anything is written

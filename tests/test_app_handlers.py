@@ -358,7 +358,11 @@ def test_the_memory_follows_each_curation_decision_at_once(app_deps):
         finally:
             memory.close()
 
-    assert "(1 new)" in hr.decide(app_deps, "rev", rid, "accept", "", "", "")
+    accepted = hr.decide(app_deps, "rev", rid, "accept", "", "", "")
+    assert "(1 new)" in accepted
+    # The reviewer sees which questions nearest to the fact read it now (the sample set's, without a data directory).
+    assert "2 of the 2 questions nearest to these facts read other facts now" in accepted
+    assert "Which object would be pulled toward a bar magnet?" in accepted and "+ Magnets pull iron nails toward them." in accepted
     assert "Magnets pull iron nails toward them." in texts()
     edited = hr.decide(app_deps, "rev", rid, "edit", "", rid, "A magnet attracts iron objects. Thus, the answer is (A).")
     assert "holds its 1 fact(s) now (1 new) and lost 1 fact(s)" in edited

@@ -353,3 +353,36 @@ def test_a_memory_in_a_folder_with_odd_characters_is_built_once(tmp_path):
     stamp = path.stat().st_mtime_ns
     memory.ensure(path, None)
     assert path.stat().st_mtime_ns == stamp and memory._version(path) == memory.FACTS_VERSION
+
+
+def test_a_memory_change_names_the_nearest_questions_whose_facts_moved_with_stage_2_before_and_after(app_deps, answer_adapters, tmp_path):
+    from scicot_core import memory_effect
+
+    path = rationale_file(tmp_path, "flan_t5_openbookqa_train.jsonl", [{"id": "t1", "rationale": "Plants make food in their leaves."}])
+    memory.build(tmp_path / "m.db", memory.build_rows(None, files=[path])[1])
+    m = memory.Memory(tmp_path / "m.db")
+    pool = [
+        typed_question("Which part of a plant makes food?", ["roots", "leaves"], "B"),
+        typed_question("What do magnets pull?", ["iron", "wood"], "A"),
+        typed_question("What melts ice on roads?", ["salt", "sand"], "A"),
+    ]
+    fact = "Magnets pull iron objects toward them."
+    row = (fact, memory.Source("rated", "", "store:r1", "t9", "openbookqa/train", memory.STORE_LICENCE, "ann"))
+    app_deps.students.add("with stage 2", {"answer": answer_adapters / "answer"})
+    student = app_deps.students.student("with stage 2")
+
+    added, effect = memory_effect.measure(m, pool, [fact], lambda: m.add([row]), 3, student)
+    assert added == 1 and effect.checked == 1  # only the magnet question shares a word with the fact
+    [c] = effect.changes
+    assert c.question is pool[1] and c.before == [] and [f.text for f in c.new] == [fact] and c.new[0].source == "rated by ann"
+    assert set(c.answer_before.probabilities) == set(c.answer_after.probabilities) == {"A", "B"}
+    assert effect.right("after")[1] == 1
+    # Taking it out again moves the same question back; the fact that went keeps its source.
+    _, back = memory_effect.measure(m, pool, [fact], lambda: m.replace(["store:r1"], []), 3, student)
+    [c] = back.changes
+    assert c.after == [] and [(f.text, f.source) for f in c.gone] == [(fact, "rated by ann")]
+    # Facts no question shares a word with check nothing; without a student there are no answers.
+    assert memory_effect.measure(m, pool, ["Zebras have stripes."], lambda: None, 3)[1].checked == 0
+    _, plain = memory_effect.measure(m, pool, [fact], lambda: m.add([row]), 3)
+    assert plain.changes[0].answer_after is None and plain.right("after") == (0, 0)
+    m.close()
