@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from scicot_core import formats
 from scicot_core import variants as variant_table
-from scicot_core.distillation_set import in_fold, load_student_samples, parse_fold
+from scicot_core.distillation_set import in_fold, load_student_rationales, load_student_samples, parse_fold
 from scicot_core.errors import ConfigError, DataError, TeacherError
 from scicot_core.evaluate import VARIANTS, available, evaluate, write_report
 from scicot_core.formats import TEACHER_MODES
-from scicot_core.generated import GeneratedCheckpoint
+from scicot_core.generated import GeneratedCheckpoint, memory_writer
 from scicot_core.memory import MAX_FACTS, MODES, Memory, as_rationale
 from scicot_core.questions import DATASETS, SPLITS, Rationale, load_jsonl, load_split
 from scicot_core.settings import Settings
@@ -145,12 +145,21 @@ def teach(dataset, split, questions_file, teacher, mode, out, limit, data_dir):
     type=click.Path(exists=True, dir_okay=False),
     help="(answer stage) also train on these student rationales: JSONL with id and rationale, or the predictions.jsonl of `scicot eval` on the training split.",
 )
+@click.option(
+    "--facts",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="(rationale, answer-only) the memory's facts for each training question, put before it: "
+    "`scicot memory retrieve --split train` output, which never gives a question its own facts.",
+)
 @click.option("--full", is_flag=True, help="Full fine-tuning instead of LoRA.")
 @click.option(
     "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Any TrainConfig field, e.g. --set epochs=2 --set lora_r=16."
 )
 @data_dir_option
-def train(stage, data, sources, max_per_question, correct_only, extra_questions, output_dir, student_rationales, full, overrides, data_dir):
+def train(
+    stage, data, sources, max_per_question, correct_only, extra_questions, output_dir, student_rationales, facts, full, overrides, data_dir
+):
     """Train one stage or baseline (LoRA by default); rerun the same command to resume.
 
     The saved scicot_train_config.json names every file read and every filter;
@@ -167,6 +176,7 @@ def train(stage, data, sources, max_per_question, correct_only, extra_questions,
         base_model=settings.student,
         lora=not full,
         student_rationales=list(student_rationales),
+        facts=list(facts),
         data_dir=str(data_dir or settings.data_dir or "") or None,
     )
     for item in overrides:
@@ -235,7 +245,7 @@ def _override(config: TrainConfig, item: str) -> None:
     "--memory",
     "memory_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A memory (scicot memory build): retrieve-then-read's stage 2 reads its top facts for each question.",
+    help="A memory (scicot memory build): retrieve-then-read, two-stage+memory and answer-only+memory read its top facts for each question.",
 )
 @click.option("--memory-k", type=click.IntRange(1, MAX_FACTS), default=3, show_default=True, help="Facts per question from the memory.")
 @click.option("--memory-mode", type=click.Choice(MODES), default="joint", show_default=True, help="How a question is put to the memory.")
@@ -267,7 +277,7 @@ def eval_(
     data_dir,
 ):
     """Accuracy of zero-shot, answer-only, step-by-step, single-stage, two-stage, two-stage+prior
-    and (with --memory) retrieve-then-read on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
+    and (with --memory) two-stage+memory, answer-only+memory and retrieve-then-read on the same questions. Two-stage with --samples K averages stage 2 over K sampled rationales
     (self-consistency) and also reports the majority vote and accuracy against k.
 
     An interrupted run resumes where it stopped: the rationales it had generated, and stage 2's
@@ -295,7 +305,8 @@ def eval_(
     adapter_folder = adapters or settings.adapters or (shipped if found else None)
     weight = prior_weight if prior_weight is not None else variant_table.prior_weight(adapter_folder)
     cap = (max_sentences if max_sentences is not None else saved_sentence_cap(found.get("rationale"))) or None
-    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling, cap)
+    read = memory_writer(memory_path, memory_k, memory_mode)
+    checkpoint = GeneratedCheckpoint(out_dir / "generated.partial.jsonl", settings.student, found, max_tokens, samples, sampling, cap, read)
     given = checkpoint.load()
     if given:
         kept = checkpoint.scored.get("two-stage", {})
@@ -382,9 +393,31 @@ def _memory_facts(memory, k: int, mode: str):
     metavar="K/N",
     help="Only the questions of fold K of N: those a stage 1 trained with --set hold_out=K/N never saw (cross-fitting).",
 )
+@click.option(
+    "--facts",
+    "facts_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The memory's facts for each question (`scicot memory retrieve` output), put before it as a stage 1 trained with --facts reads them.",
+)
 @merge_option
 def sample(
-    dataset, split, questions_file, limit, data_dir, adapters, samples, temperature, top_p, seed, max_tokens, batch_size, out, fold, merge
+    dataset,
+    split,
+    questions_file,
+    limit,
+    data_dir,
+    adapters,
+    samples,
+    temperature,
+    top_p,
+    seed,
+    max_tokens,
+    batch_size,
+    out,
+    fold,
+    facts_files,
+    merge,
 ):
     """Sample the student's own rationales for training questions (right and wrong alike), for
     stage 2's robust mix: `scicot train --stage answer --student-rationales OUT`."""
@@ -409,14 +442,15 @@ def sample(
     )
     if merge:
         student.merged_copies()
+    facts = {i: texts[0] for i, texts in load_student_rationales(facts_files).items() if texts}
     per_call = max(1, batch_size // samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(todo), desc="sampling", unit="q") as bar, open(out, "a", encoding="utf-8") as f:
         for i in range(0, len(todo), per_call):
             part = todo[i : i + per_call]
-            batch = student.sample_rationales(
-                part, samples, Sampling(temperature, top_p, seed + i), batch_size, stop=formats.rationale_concluded
-            )
+            sampling = Sampling(temperature, top_p, seed + i)
+            given = [facts.get(q.id, "") for q in part] if facts else None
+            batch = student.sample_rationales(part, samples, sampling, batch_size, stop=formats.rationale_concluded, facts=given)
             for rs in batch:
                 for r in rs:
                     f.write(json.dumps({"id": r.question_id, "rationale": r.text, "conclusion": r.meta["conclusion"]}) + "\n")

@@ -266,6 +266,8 @@ class Runner:
             args += ["--data", str(self._path(step, value))]
         for value in keys.get("student_rationales", []):
             args += ["--student-rationales", str(self._path(step, value))]
+        for value in keys.get("facts", []):
+            args += ["--facts", str(self._path(step, value))]
         for pattern in keys.get("sources", []):
             args += ["--source", pattern]
         for name in keys.get("questions", []):
@@ -285,6 +287,8 @@ class Runner:
         args = ["--adapters", str(self._adapters(step, folder)), "--out", str(folder / "rationales.jsonl")]
         asked = self._questions(step, args)
         self._generation(step, args, ("samples", "temperature", "top_p", "seed", "max_tokens", "fold", "limit"))
+        for value in step.keys.get("facts", []):
+            args += ["--facts", str(self._path(step, value))]
         sample.main(args, prog_name="scicot sample", standalone_mode=False)
         gold = {q["id"]: q.get("answerKey") for q in _rows(asked)}
         written = _rows(folder / "rationales.jsonl")

@@ -100,7 +100,9 @@ class Run:
         elif name == "two-stage+prior":
             two, prior = self.answers["two-stage"], self.answers["answer-only"]
             got = [with_prior(q, two[q.id], prior[q.id], prior_weight) for q in part]
-        elif variants.get(name).reads_memory:
+        elif name == "answer-only+memory":
+            got = s.answer_only(part, [self.facts(q) for q in part])
+        elif name == "retrieve-then-read":
             read = [Rationale(q.id, self.facts(q), "memory", "memory") for q in part]
             self.rationales.setdefault(name, {}).update({q.id: [r] for q, r in zip(part, read)})
             each = self._answers_over(name, part, [[r.text] for r in read])
@@ -108,7 +110,8 @@ class Run:
             got = [a[0] for a in each]
         else:
             single = name == "single-stage"
-            texts = self._rationales(name, part, 1 if single else self.samples, "single-stage" if single else "rationale")
+            facts = [self.facts(q) for q in part] if variants.get(name).reads_memory else None
+            texts = self._rationales(name, part, 1 if single else self.samples, "single-stage" if single else "rationale", facts)
             if single:
                 got = s.single_stage(part, [rs[0].text for rs in texts])
                 self.per_rationale.setdefault(name, {}).update({q.id: [a] for q, a in zip(part, got)})
@@ -133,11 +136,17 @@ class Run:
                 self.on_scored(name, [(part[i].id, texts[i], [a.probabilities for a in out[i]]) for i in todo])
         return out
 
-    def _rationales(self, name: str, part: list[Question], k: int, stage: str) -> list[list[Rationale]]:
+    def _rationales(self, name: str, part: list[Question], k: int, stage: str, facts: list[str] | None = None) -> list[list[Rationale]]:
         reuse = self.given.get(name, {})
-        todo = [q for q in part if len(reuse.get(q.id, [])) < k]
+        todo = [i for i, q in enumerate(part) if len(reuse.get(q.id, [])) < k]
         sampling = self.sampling if k > 1 else None
-        fresh = self.student.sample_rationales(todo, k, sampling, self.batch_size, stage, formats.rationale_concluded) if todo else []
+        todo_facts = [facts[i] for i in todo] if facts is not None else None
+        todo = [part[i] for i in todo]
+        fresh = (
+            self.student.sample_rationales(todo, k, sampling, self.batch_size, stage, formats.rationale_concluded, todo_facts)
+            if todo
+            else []
+        )
         if fresh and self.on_generated:
             self.on_generated(name, fresh)
         by_id = {q.id: rs for q, rs in zip(todo, fresh)}

@@ -63,9 +63,15 @@ def teacher_messages(question: Question, mode: str) -> list[dict]:
     ]
 
 
-def rationale_input(question: Question) -> str:
-    """Stage 1 (rationale generator) and the single-stage baseline: the prompt."""
-    return f"{question_block(question)}\nRationale:"
+def facts_block(facts: str) -> str:
+    """The memory's facts before a question (scicot_core/memory.py), or nothing without any."""
+    return f"Facts: {facts.strip()}\n" if facts and facts.strip() else ""
+
+
+def rationale_input(question: Question, facts: str = "") -> str:
+    """Stage 1 (rationale generator) and the single-stage baseline: the prompt; with the
+    memory (two-stage+memory), the facts it retrieved come first."""
+    return f"{facts_block(facts)}{question_block(question)}\nRationale:"
 
 
 def rationale_target(rationale: str) -> str:
@@ -96,11 +102,12 @@ def answer_input(question: Question, rationale: str) -> str:
     return f"Question: {question.stem}\nRationale: {rationale_body(rationale)}\nAnswer:"
 
 
-def cloze_input(question: Question) -> str:
+def cloze_input(question: Question, facts: str = "") -> str:
     """Zero-shot scoring and the answer-only baseline: the question alone, each choice's text
     scored as its continuation (the cloze form of the usual LM evaluations; listing lettered
-    choices costs an untrained 135M model some 15 points)."""
-    return f"Question: {question.stem}\nAnswer:"
+    choices costs an untrained 135M model some 15 points). With the memory (answer-only+memory),
+    the facts it retrieved come first."""
+    return f"{facts_block(facts)}Question: {question.stem}\nAnswer:"
 
 
 def answer_target(choice: Choice) -> str:

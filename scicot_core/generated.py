@@ -22,18 +22,28 @@ class GeneratedCheckpoint:
     this run would write them are reused, and answers only for the same rationale texts. A torn
     last line is ignored."""
 
-    STAGE = {"two-stage": "rationale", "single-stage": "single-stage"}
+    STAGE = {"two-stage": "rationale", "single-stage": "single-stage", "two-stage+memory": "rationale"}
 
     def __init__(
-        self, path: Path, base_model: str, adapters: dict[str, Path], max_tokens: int, samples: int = 1, sampling=None, max_sentences=None
+        self,
+        path: Path,
+        base_model: str,
+        adapters: dict[str, Path],
+        max_tokens: int,
+        samples: int = 1,
+        sampling=None,
+        max_sentences=None,
+        memory: dict | None = None,
     ):
+        """`memory` says which facts two-stage+memory's stage 1 read (`memory_writer`)."""
         self.path = path
         sampled = {"samples": samples, "sampling": asdict(sampling) if sampling else None}
         sampled |= {"max_sentences": max_sentences} if max_sentences else {}  # absent when uncapped: older lines stay valid
         self.writer = {
-            v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v == "two-stage" else {})
+            v: _writer(base_model, adapters.get(stage), max_tokens) | (sampled if v.startswith("two-stage") else {})
             for v, stage in self.STAGE.items()
         }
+        self.writer["two-stage+memory"] |= {"memory": memory}
         self.answer_writer = self.writer["two-stage"] | {"answer": _writer(base_model, adapters.get("answer"), max_tokens)}
         self.scored: dict[str, dict[str, tuple[list[str], list[dict[str, float]]]]] = {}  # filled by `load`
 
@@ -87,6 +97,15 @@ class GeneratedCheckpoint:
             for question_id, texts, probs in scored:
                 row = {"variant": variant, "kind": "answers", "id": question_id, "rationales": texts, "probabilities": probs}
                 f.write(json.dumps(row | {"writer": self.answer_writer}) + "\n")
+
+
+def memory_writer(path: Path | None, k: int, mode: str) -> dict | None:
+    """Which facts a memory gives: its file's hash, k and the mode (None without a memory)."""
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+    return {"memory": digest, "k": k, "mode": mode}
 
 
 def _writer(base_model: str, adapter: Path | None, max_tokens: int) -> dict:

@@ -101,7 +101,7 @@ class _Checks:
             raise ConfigError(f"{where}: stage {keys['stage']!r}; give one of {', '.join(STAGES)}.")
         for name in keys.get("questions", []):
             step.splits.add(_split(recipe, name, f"{where}: questions"))
-        for name in keys.get("data", []) + keys.get("student_rationales", []):
+        for name in keys.get("data", []) + keys.get("student_rationales", []) + keys.get("facts", []):
             if not name.startswith("@"):
                 _data_file(recipe, name, f"{where}: data")
                 step.splits.add(_file_split(name))
@@ -110,7 +110,7 @@ class _Checks:
         config = TrainConfig(keys["stage"], ["?"], "?", data_dir=str(recipe.data_dir or "") or None)
         for name, value in keys.get("settings", {}).items():
             setattr(config, name, setting(name, value, f"{where}: settings.{name}"))
-        config.student_rationales = keys.get("student_rationales", [])
+        config.student_rationales, config.facts = keys.get("student_rationales", []), keys.get("facts", [])
         config.sources, config.questions = keys.get("sources", []), keys.get("questions", [])
         try:
             config.check()
@@ -136,6 +136,9 @@ class _Checks:
     def sample(step: Step, recipe: Recipe, where: str) -> None:
         _questions(step, recipe, where)
         _adapters(step, recipe, where)
+        for name in step.keys.get("facts", []):
+            if not name.startswith("@"):
+                _data_file(recipe, name, f"{where}: facts")
 
     @staticmethod
     def eval(step: Step, recipe: Recipe, where: str) -> None:
@@ -143,8 +146,8 @@ class _Checks:
         _scored_questions(step, recipe, where)
         if "memory" in keys:
             _memory_ref(step, recipe, where)
-        elif any(variants.get(v).reads_memory for v in keys.get("variants", []) if v in VARIANTS):
-            raise ConfigError(f'{where}: variants: retrieve-then-read reads the memory; add memory = "@<memory step>".')
+        elif reading := [v for v in keys.get("variants", []) if v in VARIANTS and variants.get(v).reads_memory]:
+            raise ConfigError(f'{where}: variants: {reading[0]} reads the memory; add memory = "@<memory step>".')
         elif {"memory_k", "memory_mode"} & set(keys):
             raise ConfigError(f'{where}: memory_k and memory_mode say how the memory is read; add memory = "@<memory step>".')
         if not 1 <= keys.get("memory_k", 1) <= MAX_FACTS:

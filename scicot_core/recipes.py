@@ -48,6 +48,7 @@ KINDS: dict[str, dict[str, str]] = {
         "max_per_question": "int",
         "correct_only": "bool",
         "student_rationales": "list",
+        "facts": "list",
         "full": "bool",
         "settings": "table",
     },
@@ -61,6 +62,7 @@ KINDS: dict[str, dict[str, str]] = {
         "max_tokens": "int",
         "batch_size": "int",
         "fold": "str",
+        "facts": "list",
         "limit": "int",
     },
     "eval": {
@@ -359,7 +361,18 @@ def picked_files(step: Step) -> list[str]:
 def references(step: Step) -> list[tuple[str, str]]:
     """(key, value) of every value of a step that may name an earlier step, in key order."""
     found = []
-    for key in ("questions", "data", "student_rationales", "rationales", "reports", "adapters", "memory", "max_sentences", "prior_weight"):
+    for key in (
+        "questions",
+        "data",
+        "student_rationales",
+        "facts",
+        "rationales",
+        "reports",
+        "adapters",
+        "memory",
+        "max_sentences",
+        "prior_weight",
+    ):
         value = step.keys.get(key)
         values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         found += [(key, v) for v in values if isinstance(v, str) and v.startswith("@")]
@@ -379,7 +392,7 @@ def inputs(step: Step, recipe: Recipe) -> dict[str, Path]:
     keys, data = step.keys, recipe.data_dir
     found: dict[str, Path] = {}
     if data is not None:
-        names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) if not n.startswith("@")]
+        names = [n for n in keys.get("data", []) + keys.get("student_rationales", []) + keys.get("facts", []) if not n.startswith("@")]
         names += picked_files(step) if step.kind == "pick" else []
         splits = list(keys.get("questions", [])) if step.kind == "train" else []
         if (

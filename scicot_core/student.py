@@ -134,9 +134,10 @@ class Student:
         return {stage: _merged_model(self.lm, self.names[stage], wait=True) for stage in MERGED_STAGES if stage in self.names}
 
     # -- stage 1 ---------------------------------------------------------------------------------
-    def stage1_prompt(self, question: Question) -> str:
-        """The stage-1 (and single-stage) prompt: the rationale input as the model's user turn."""
-        return self.lm.instruct(formats.rationale_input(question))
+    def stage1_prompt(self, question: Question, facts: str = "") -> str:
+        """The stage-1 (and single-stage) prompt: the rationale input (after the memory's facts,
+        when given) as the model's user turn."""
+        return self.lm.instruct(formats.rationale_input(question, facts))
 
     def rationales(
         self,
@@ -158,21 +159,23 @@ class Student:
         batch_size: int = 8,
         stage: str = "rationale",
         stop=formats.rationale_finished,
+        facts: Sequence[str] | None = None,
     ) -> list[list[Rationale]]:
         """k rationales per question, the k of a question in one batch with it (generation here
         is memory-bound, so k sequences cost far less than k times one). Greedy when `sampling`
-        is None (then k must be 1)."""
+        is None (then k must be 1). `facts`, one text per question, puts the memory's facts
+        before each question (two-stage+memory)."""
         if k < 1:
             raise ConfigError(f"samples must be at least 1, not {k}.")
         per_call = max(1, batch_size // k)
+        facts = list(facts) if facts is not None else [""] * len(questions)
         out: list[list[Rationale]] = []
         for i in range(0, len(questions), per_call):
             part = questions[i : i + per_call]
             start = time.perf_counter()
             model, adapter = self.runner(stage)
-            texts = model.generate(
-                [self.stage1_prompt(q) for q in part], self.max_rationale_tokens, adapter, self._capped(stop, stage), sampling, k
-            )
+            prompts = [self.stage1_prompt(q, f) for q, f in zip(part, facts[i : i + per_call])]
+            texts = model.generate(prompts, self.max_rationale_tokens, adapter, self._capped(stop, stage), sampling, k)
             ms = int((time.perf_counter() - start) * 1000 / len(part))
             model_id = self.model_id_of([stage])
             cap = self.max_sentences if stage == "rationale" else None
@@ -202,8 +205,12 @@ class Student:
         prompts = [formats.answer_input(q, r) for q, r in zip(questions, rationales)]
         return self._choose(questions, prompts, "answer", "two-stage")
 
-    def answer_only(self, questions: Sequence[Question]) -> list[Answer]:
-        """The answer-only baseline (the question, no rationale, each choice's text scored); zero-shot without its adapter."""
+    def answer_only(self, questions: Sequence[Question], facts: Sequence[str] | None = None) -> list[Answer]:
+        """The answer-only baseline (the question, no rationale, each choice's text scored); zero-shot without its adapter.
+        `facts`, one text per question, puts the memory's facts before each (answer-only+memory)."""
+        if facts is not None:
+            prompts = [formats.cloze_input(q, f) for q, f in zip(questions, facts)]
+            return self._choose(questions, prompts, "answer-only", "answer-only+memory")
         if not self.has("answer-only"):
             return self.zero_shot(questions)
         return self._choose(questions, [formats.cloze_input(q) for q in questions], "answer-only", "answer-only")

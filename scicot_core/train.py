@@ -19,6 +19,8 @@ from .errors import ConfigError
 from .questions import Question, load_split
 from .student import STAGES
 
+FACT_STAGES = ("rationale", "answer-only")  # the stages that may read the memory's facts (TrainConfig.facts)
+
 CONFIG_FILE = "scicot_train_config.json"
 LOG_FILE = "training_log.jsonl"
 DATA_FILE = "scicot_train_data.json"
@@ -48,6 +50,10 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None  # to join rationale-only files with their questions
     student_rationales: list[str] = field(default_factory=list)
+    # The memory's facts for each training question (`scicot memory retrieve` on the training
+    # split, which never gives a question its own rationales' facts): stage 1 and answer-only
+    # then learn with them before the question, as two-stage+memory and answer-only+memory run.
+    facts: list[str] = field(default_factory=list)
     # Which rationales: files chosen by teacher/level in data_dir/rationales (added to `data`),
     # at most this many per question (0 = all), only those whose conclusion is the gold answer.
     sources: list[str] = field(default_factory=list)
@@ -87,6 +93,8 @@ class TrainConfig:
             raise ConfigError("set epochs > 0 or max_steps > 0.")
         if self.student_rationales and self.stage != "answer":
             raise ConfigError("student rationales are for the answer stage only (stage 2 reads rationales).")
+        if self.facts and self.stage not in FACT_STAGES:
+            raise ConfigError(f"the memory's facts are for {' and '.join(FACT_STAGES)} (stage 2 reads a rationale), not {self.stage}.")
         if self.max_per_question < 0 or self.student_per_question < 0:
             raise ConfigError("max_per_question and student_per_question must be 0 (all) or more.")
         if not 0 <= self.empty_rationale <= 1:
@@ -143,6 +151,7 @@ class TrainingData:
     records: list[DistillRecord]
     extra_questions: list[Question] = field(default_factory=list)
     student: dict[str, list[str]] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)  # the memory's facts by question id (config.facts)
 
     def questions(self) -> list[Question]:
         """Every training question once, in a stable order."""
@@ -161,7 +170,11 @@ def examples(stage: str, data: TrainingData | list[DistillRecord], instruct, con
     records = [r for r in data.records if formats.rationale_body(r.rationale)]  # a lettered answer alone teaches nothing
     gold = {q.id: formats.answer_target(q.choice(q.answer_key)) for q in data.questions()}
     if stage == "rationale":
-        return [(instruct(formats.rationale_input(r.question)), formats.rationale_target(r.rationale)) for r in records]
+        facts = data.facts
+        return [
+            (instruct(formats.rationale_input(r.question, facts.get(r.question.id, ""))), formats.rationale_target(r.rationale))
+            for r in records
+        ]
     if stage == "single-stage":
         return [
             (
@@ -182,7 +195,7 @@ def scoring_prompts(stage: str, data: TrainingData, config: TrainConfig) -> list
     student's own (right and wrong alike, always with the gold answer as target) and some empty
     ones, so that a bad rationale does not drag the answer down."""
     if stage == "answer-only":
-        return [(q, formats.cloze_input(q)) for q in data.questions()]
+        return [(q, formats.cloze_input(q, data.facts.get(q.id, ""))) for q in data.questions()]
     records = [r for r in data.records if formats.rationale_body(r.rationale)] if config.teacher_for_answer else []
     out = [(r.question, formats.answer_input(r.question, r.rationale)) for r in records]
     for q in data.questions():
@@ -239,7 +252,8 @@ def load_records(config: TrainConfig) -> TrainingData:
     extra = [q for name in config.questions for q in load_split(*_split_name(name), config.data_dir)]
     if fold:
         extra = [q for q in extra if not in_fold(q.id, fold)]
-    return TrainingData(records, extra, load_student_rationales(config.student_rationales))
+    facts = {qid: texts[0] for qid, texts in load_student_rationales(config.facts).items() if texts}
+    return TrainingData(records, extra, load_student_rationales(config.student_rationales), facts)
 
 
 def _concludes_gold(r: DistillRecord) -> bool:

@@ -47,6 +47,22 @@ TABLE: tuple[Variant, ...] = (
         "two-stage's distribution mixed log-linearly with answer-only's (weight chosen on dev)",
     ),
     Variant(
+        "two-stage+memory",
+        (),
+        ("rationale", "answer"),
+        True,
+        "stage 1 writes its rationale after the memory's top-k facts for the question; stage 2 reads the rationale",
+        reads_memory=True,
+    ),
+    Variant(
+        "answer-only+memory",
+        ("answer-only",),
+        ("answer-only",),
+        False,
+        "answer-only scoring the choices after the memory's top-k facts and the question (the baseline given the same facts)",
+        reads_memory=True,
+    ),
+    Variant(
         "retrieve-then-read",
         (),
         ("answer",),

@@ -239,3 +239,52 @@ def test_compare_puts_students_side_by_side_with_teacher_agreement(tiny_causal):
     thirds = (0, 0.3333, 0.6667, 1)
     assert row["accuracy"]["answer-only"] is None and row["accuracy"]["two-stage"] in thirds and row["teacher_agreement"] in thirds
     assert compare({"a": Student(tiny_causal, max_rationale_tokens=4)}, questions, {})["students"]["a"]["teacher_agreement"] is None
+
+
+class RecordingLM(ScriptedLM):
+    """ScriptedLM that keeps every prompt it was given, to generate or to score."""
+
+    def __init__(self, picks):
+        super().__init__(picks)
+        self.generated_prompts, self.scored_prompts = [], []
+
+    def generate(self, prompts, *args, **kwargs):
+        self.generated_prompts += prompts
+        return super().generate(prompts, *args, **kwargs)
+
+    def score(self, prompts, completions, adapter=None, batch_size=16):
+        self.scored_prompts += [(p, adapter) for p in prompts]
+        return super().score(prompts, completions, adapter, batch_size)
+
+
+def test_the_memory_variants_put_the_facts_before_the_question_where_they_say():
+    lm = RecordingLM({"q1": "a", "q2": "c", "q3": "b", "q4": "a"})
+    student = Student(lm, adapters={"answer-only": Path("answer-only"), "rationale": Path("r"), "answer": Path("a")})
+    assert "two-stage+memory" not in available(student)  # without a memory, no variant that reads one
+    assert {"two-stage+memory", "answer-only+memory"} <= set(available(student, memory=True))
+    result = evaluate(student, QUESTIONS, ["two-stage+memory", "answer-only+memory"], batch_size=3, facts=lambda q: f"Fact of {q.id}.")
+    assert set(result["accuracy"]) == {"two-stage+memory", "answer-only+memory"}
+    # Stage 1 writes after the facts; stage 2 reads its rationale alone; answer-only scores after the facts.
+    assert lm.generated_prompts and all(p.startswith(f"Facts: Fact of {p.split('Question: ')[1][:2]}.\n") for p in lm.generated_prompts)
+    stage2 = [p for p, a in lm.scored_prompts if a and a.startswith("answer-") and not a.startswith("answer-only")]
+    assert stage2 and not any("Facts:" in p for p in stage2) and all("Rationale: Because." in p for p in stage2)
+    only = [p for p, a in lm.scored_prompts if a and a.startswith("answer-only-")]
+    assert only and all(p.startswith("Facts: Fact of q") and p.endswith("\nAnswer:") for p in only)
+    # Two-stage without the memory writes without facts, on the same student.
+    lm.generated_prompts.clear()
+    evaluate(student, QUESTIONS[:1], ["two-stage"], facts=lambda q: "unused")
+    assert lm.generated_prompts == ["Question: q1?\nChoices:\n(A) a\n(B) b\nRationale:"]
+
+
+def test_two_stage_with_memory_reuses_kept_rationales_only_for_the_same_memory_and_k(tmp_path):
+    from scicot_core.generated import GeneratedCheckpoint, memory_writer
+
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    one.write_bytes(b"facts one")
+    two.write_bytes(b"facts two")
+    path = tmp_path / "generated.partial.jsonl"
+    keep = lambda read: GeneratedCheckpoint(path, "base", {}, 8, memory=read)  # noqa: E731
+    keep(memory_writer(one, 3, "joint")).append("two-stage+memory", [[Rationale("q1", "Because.", "student", "m")]])
+    assert set(keep(memory_writer(one, 3, "joint")).load()["two-stage+memory"]) == {"q1"}
+    for other in (memory_writer(two, 3, "joint"), memory_writer(one, 5, "joint"), memory_writer(one, 3, "per-choice")):
+        assert keep(other).load() == {}

@@ -596,10 +596,52 @@ memory = "@memory"
 memory_k = 2
 adapters = { answer = "@answer" }
 variants = ["retrieve-then-read"]
+
+[steps.train-facts]
+kind = "retrieve"
+memory = "@memory"
+dataset = "arc_easy"
+split = "train"
+k = 2
+
+[steps.stage1-memory]
+kind = "train"
+stage = "rationale"
+data = ["rationales/entailmentbank_arc_easy_train.jsonl"]
+facts = ["@train-facts/rationales.jsonl"]
+
+[steps.own-with-memory]
+kind = "sample"
+questions = "arc_easy/train"
+adapters = { rationale = "@stage1-memory" }
+samples = 2
+max_tokens = 4
+limit = 3
+facts = ["@train-facts/rationales.jsonl"]
+
+[steps.with-memory]
+kind = "eval"
+dataset = "arc_easy"
+split = "dev"
+limit = 4
+max_tokens = 4
+memory = "@memory"
+memory_k = 2
+adapters = { rationale = "@stage1-memory", answer = "@answer", answer-only = "@answer-only" }
+variants = ["two-stage+memory", "answer-only+memory"]
 """
 
 
-def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_facts(tmp_path, data, tiny_causal_dir):
+def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_facts(tmp_path, data, tiny_causal_dir, monkeypatch):
+    from scicot_core.student import Student
+
+    asked, sample = [], Student.sample_rationales
+
+    def spy(self, questions, *args, **kwargs):  # args: k, sampling, batch_size, stage, stop, facts
+        asked.append(([q.id for q in questions], kwargs.get("facts", args[5] if len(args) > 5 else None)))
+        return sample(self, questions, *args, **kwargs)
+
+    monkeypatch.setattr(Student, "sample_rationales", spy)
     env = {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
     run_dir = tmp_path / "run"
     args = ["run", str(write(tmp_path, MEMORY)), "--data-dir", str(data), "--run-dir", str(run_dir), "--results", str(tmp_path / "r")]
@@ -625,7 +667,20 @@ def test_a_memory_step_builds_the_memory_and_a_retrieve_step_gives_stage_2_its_f
     # retrieve-then-read reads the same facts as the retrieve step wrote, with nothing generated.
     read_rows = [json.loads(line) for line in (run_dir / "read" / "predictions.jsonl").read_text().splitlines()]
     assert [r["retrieve-then-read"]["rationale"] for r in read_rows] == [f["rationale"] for f in facts[:4]]
-    assert scicot(args, env).output.count("done before") == 7
+    # Stage 1 learnt with each training question's facts (never its own) before it; two-stage+memory
+    # and answer-only+memory read the dev questions' facts the same way.
+    train_facts = [json.loads(line) for line in (run_dir / "train-facts" / "rationales.jsonl").read_text().splitlines()]
+    assert train_facts and not any({memory_key(x) for x in f["facts"]} & {memory_key(x) for x in own[f["id"]]} for f in train_facts)
+    config = json.loads((run_dir / "stage1-memory" / "scicot_train_config.json").read_text())
+    assert config["facts"] == [str(run_dir / "train-facts" / "rationales.jsonl")]
+    # Stage 1's own samples for stage 2's mix are written after the same facts it learnt with.
+    by_id = {f["id"]: f["rationale"] for f in train_facts}
+    sampled = [(ids, facts) for ids, facts in asked if facts and set(ids) <= set(by_id)]
+    assert sampled and all(facts == [by_id[i] for i in ids] for ids, facts in sampled)
+    assert len((run_dir / "own-with-memory" / "rationales.jsonl").read_text().splitlines()) == 6
+    rows = [json.loads(line) for line in (run_dir / "with-memory" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all({"two-stage+memory", "answer-only+memory"} <= set(r) for r in rows)
+    assert scicot(args, env).output.count("done before") == 11
 
 
 @pytest.mark.parametrize(

@@ -216,6 +216,7 @@ def test_resumes_after_an_interruption(tmp_path, distill_set, tiny_causal_dir):
         ({"learning_rate": 3.0}, "out of range"),
         ({"epochs": 0, "max_steps": -1}, "epochs > 0"),
         ({"student_rationales": ["x.jsonl"]}, "answer stage only"),
+        ({"stage": "answer", "facts": ["x.jsonl"]}, "the memory's facts are for rationale and answer-only"),
         ({"target_modules": ["nope"]}, "none of target_modules"),
         ({"stage": "answer", "objective": "contrast"}, "unknown objective 'contrast'"),
         ({"objective": "choices"}, "the choices objective is for the stages that score choices"),
@@ -380,3 +381,23 @@ def test_never_trains_on_a_test_split(tmp_path, data_dir):
 
     with pytest.raises(ConfigError, match="never train on a test split"):
         load_records(_data_config(tmp_path, data_dir, sources=["gpt4o-level1"], questions=["openbookqa/test"]))
+
+
+def test_stage_one_and_answer_only_learn_with_the_memory_s_facts_before_the_question(tmp_path, data_dir):
+    from scicot_core.train import load_records
+
+    q0 = sample_items()[0][0]
+    facts = tmp_path / "facts.jsonl"  # as `scicot memory retrieve --split train` writes them
+    facts.write_text(json.dumps({"id": q0.id, "rationale": "Friction opposes motion. A push moves a box."}) + "\n")
+    config = _data_config(tmp_path, data_dir, sources=["gpt4o-level1"], facts=[str(facts)])
+    data = load_records(config)
+    assert data.facts == {q0.id: "Friction opposes motion. A push moves a box."}
+    pairs = examples("rationale", data, lambda t: t, config)
+    with_facts = [p for p, _ in pairs if p.startswith("Facts: Friction opposes motion. A push moves a box.\nQuestion: ")]
+    assert len(with_facts) == 1 and q0.stem in with_facts[0] and sum(p.startswith("Question: ") for p, _ in pairs) == 2
+    config.stage = "answer-only"
+    answers = examples("answer-only", data, lambda t: t, config)
+    assert sum(p.startswith("Facts: Friction") and p.endswith("\nAnswer:") for p, _ in answers) == 1
+    facts.write_text("not json\n")
+    with pytest.raises(DataError):
+        load_records(config)
