@@ -10,8 +10,7 @@ patterns choose, as `scicot memory build --source` builds it, into a temporary f
 `all` (every file), `human` (EntailmentBank) and `terse` (EntailmentBank, Flan-T5, and the
 tersest GPT-4o and Gemini levels). Per memory,
 query mode (`joint`: the stem and every choice at once; `per-choice`: the stem with each choice,
-the choices' best in turn), each as the memory queries by default (the words more than
-`memory.COMMON_SHARE` of the facts hold left out) and with every word, and k it reports:
+the choices' best in turn) and k it reports:
 - recall@k: the share of a question's gold facts among its k retrieved (same words, in order),
   averaged over questions;
 - near recall@k: the same, a retrieved fact counting when its content words overlap a gold
@@ -39,9 +38,6 @@ from scicot_core.questions import load_split
 
 SETS = {"arc_easy": "entailmentbank_arc_easy_dev.jsonl", "arc_challenge": "entailmentbank_arc_challenge_dev.jsonl"}
 NEAR = 0.5
-# (name, query mode, share of facts above which a query word is left out): as the memory
-# queries by default, and with every word kept.
-WAYS = [(mode, mode, memory.COMMON_SHARE) for mode in memory.MODES] + [(f"{mode}, every word", mode, None) for mode in memory.MODES]
 DEFAULT = ["all=*", "human=entailmentbank", "terse=entailmentbank,flan_t5,gpt4o-level1,gemini15flash-level1"]
 
 
@@ -61,8 +57,7 @@ def near(a: str, b: str) -> bool:
     return bool(x | y) and len(x & y) / len(x | y) >= NEAR
 
 
-def measure(m: memory.Memory, items, ks: list[int], mode: str, common: float | None = memory.COMMON_SHARE) -> dict:
-    m.common = common
+def measure(m: memory.Memory, items, ks: list[int], mode: str) -> dict:
     top = max(ks)
     recall = {k: [] for k in ks}
     soft = {k: [] for k in ks}
@@ -105,7 +100,7 @@ def measure_memory(data_dir: Path, patterns: list[str], ks: list[int]) -> dict:
                 "questions": len(items),
                 "gold_facts": len(facts),
                 "in_memory": round(100 * sum(f in keys for f in facts) / len(facts), 1),
-                "modes": {name: measure(m, items, ks, mode, common) for name, mode, common in WAYS},
+                "modes": {mode: measure(m, items, ks, mode) for mode in memory.MODES},
             }
         m.close()
     print(f"memory {patterns}: {stats['facts']:,} facts from {len(files)} files, built in {build_s} s", flush=True)

@@ -21,7 +21,6 @@ import json
 import re
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,13 +36,7 @@ MEMORY_FILE = "memory.db"
 MAX_FACTS = 50  # the most facts one question may read
 MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.for_question)
 SCHEMA = 1
-FACTS_VERSION = 3  # how facts are cut (facts_of) and what the file holds (3: word counts); another version is built again
-# A query leaves out its words that more than this share of the facts hold (they barely move
-# BM25's ranking, and they are most of its cost), keeping at least KEEP_TERMS words; a memory
-# under MIN_COMMON facts keeps every word (benchmarks/retrieval.py measured the share).
-COMMON_SHARE = 0.02
-MIN_COMMON = 500
-KEEP_TERMS = 3
+FACTS_VERSION = 2  # how facts are cut from rationales (facts_of); a memory of another version is built again
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
 # Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
 _ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
@@ -231,7 +224,6 @@ create table sources (
     unique (fact_id, file, question_id)
 );
 create index sources_question on sources(question_id);
-create table words (word text primary key, df integer not null) without rowid;
 create virtual table facts_fts using fts5(text, content='facts', content_rowid='id', tokenize='porter unicode61');
 create trigger facts_ai after insert on facts begin insert into facts_fts(rowid, text) values (new.id, new.text); end;
 create trigger facts_ad after delete on facts begin
@@ -267,13 +259,12 @@ def build(path: Path, rows: Iterable[tuple[str, Source]], about: dict | None = N
 
 def _add(db: sqlite3.Connection, rows: Iterable[tuple[str, Source]]) -> int:
     """Insert facts (a known one gains the new source); returns how many facts are new."""
-    new, words = 0, Counter()
+    new = 0
     for text, s in rows:
         k = key(text)
         found = db.execute("select id from facts where key = ?", (k,)).fetchone()
         if found is None:
             fact_id = db.execute("insert into facts (text, key) values (?, ?)", (text, k)).lastrowid
-            words.update(set(k.split()))
             new += 1
         else:
             fact_id = found[0]
@@ -281,15 +272,7 @@ def _add(db: sqlite3.Connection, rows: Iterable[tuple[str, Source]]) -> int:
             "insert or ignore into sources values (?, ?, ?, ?, ?, ?, ?, ?)",
             (fact_id, s.kind, s.teacher, s.file, s.question_id, s.dataset, s.licence, s.rater),
         )
-    _count_words(db, words, +1)
     return new
-
-
-def _count_words(db: sqlite3.Connection, words: Counter, sign: int) -> None:
-    """How many facts hold each word (`words` table), for `Memory.search` to leave out the
-    commonest query words; kept as facts come and go."""
-    upsert = "insert into words values (?, ?) on conflict(word) do update set df = df + excluded.df"
-    db.executemany(upsert, [(w, sign * n) for w, n in words.items()])
 
 
 def query_terms(text: str) -> list[str]:
@@ -300,10 +283,8 @@ def query_terms(text: str) -> list[str]:
 class Memory:
     """A built memory file, opened read-mostly (searches; `add` for curated rationales)."""
 
-    def __init__(self, path: Path | str, common: float | None = COMMON_SHARE):
-        """`common`: leave out of each query the words more than this share of the facts hold
-        (None: keep every word)."""
-        self.path, self.common = Path(path), common
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: no memory there; build one with `scicot memory build`.")
         self.db = sqlite3.connect(self.path, check_same_thread=False)
@@ -314,8 +295,6 @@ class Memory:
         if not {"facts", "sources", "meta", "facts_fts"} <= tables:
             self.db.close()
             raise ConfigError(f"{self.path} is not a memory file; build one with `scicot memory build --out {self.path}`.")
-        self._counted = "words" in tables  # files built before word counts keep every word
-        self._facts = self.db.execute("select count(*) from facts").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -323,7 +302,7 @@ class Memory:
     def search(self, query: str, k: int = 5, exclude_question: str | None = None) -> list[Fact]:
         """The `k` facts BM25 ranks first for `query`, leaving out any fact found in a rationale
         of question `exclude_question`."""
-        terms = self._uncommon(query_terms(query))
+        terms = query_terms(query)
         if not terms or k <= 0:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
@@ -334,15 +313,6 @@ class Memory:
         ranked = self.db.execute(sql + " order by rank limit ?", [*params, k]).fetchall()  # rank: BM25, lower is better
         texts = dict(self.db.execute(f"select id, text from facts where id in ({','.join('?' * len(ranked))})", [i for i, _ in ranked]))
         return [Fact(i, texts[i], -rank) for i, rank in ranked]
-
-    def _uncommon(self, terms: list[str]) -> list[str]:
-        """The query words left once the commonest are out (see COMMON_SHARE)."""
-        cap = max(self.common or 0, 0) * self._facts
-        if not self.common or not self._counted or len(terms) <= KEEP_TERMS or cap < MIN_COMMON:
-            return terms
-        df = dict(self.db.execute(f"select word, df from words where word in ({','.join('?' * len(terms))})", terms))
-        kept = [t for t in terms if df.get(t, 0) <= cap]
-        return kept if len(kept) >= KEEP_TERMS else sorted(terms, key=lambda t: df.get(t, 0))[:KEEP_TERMS]
 
     def for_question(self, question: Question, k: int = 5, mode: str = "joint", exclude_own: bool = False) -> list[Fact]:
         """Facts for a question: `joint` queries its stem and every choice at once;
@@ -398,10 +368,8 @@ class Memory:
     def _remove(db: sqlite3.Connection, file: str) -> int:
         ids = [r[0] for r in db.execute("select distinct fact_id from sources where file = ?", (file,))]
         db.execute("delete from sources where file = ?", (file,))
-        orphan = f"from facts where id in ({','.join('?' * len(ids))}) and id not in (select fact_id from sources)"
-        words = Counter(w for (k,) in db.execute(f"select key {orphan}", ids) for w in set(k.split()))
-        _count_words(db, words, -1)
-        return db.execute(f"delete {orphan}", ids).rowcount
+        marks = ",".join("?" * len(ids))
+        return db.execute(f"delete from facts where id in ({marks}) and id not in (select fact_id from sources)", ids).rowcount
 
     def stats(self) -> dict:
         """Facts, sources by kind and by file, and what the builder recorded."""
