@@ -2,7 +2,7 @@
 that have an EntailmentBank explanation, its human facts the relevance judgements; and the time
 of each retrieval.
 
-    .venv/bin/python benchmarks/retrieval.py --data-dir ../shared/data [--memory NAME=PATTERN,PATTERN ...] \\
+    .venv/bin/python benchmarks/retrieval.py --data-dir ../shared/data [--memory NAME=PATTERN,PATTERN ...] [--rerank N] \\
         [--k 1 3 5 10 20] [--out benchmarks/results/retrieval.json]
 
 Each memory is built from the data directory's training-split rationale files that its
@@ -17,8 +17,10 @@ the choices' best in turn) and k it reports:
   fact's by a Jaccard index of at least 0.5;
 - hit@k: the share of questions with at least one gold fact (exact) in their k;
 - in memory: the share of gold facts the memory holds at all, the ceiling of recall.
-And the milliseconds per question (p50, p90) of a top-20 retrieval. Prints a Markdown table and
-writes JSON; no model is loaded.
+And the milliseconds per question (p50, p90) of a top-20 retrieval. With `--rerank N`, also the
+joint query's top N reordered by the student's own scores (the base model's pointwise mutual
+information of each fact with the question and its choices), the model's time included.
+Prints a Markdown table and writes JSON; without `--rerank` no model is loaded.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scicot_core import memory
+from scicot_core import formats, memory
 from scicot_core.questions import load_split
 
 SETS = {"arc_easy": "entailmentbank_arc_easy_dev.jsonl", "arc_challenge": "entailmentbank_arc_challenge_dev.jsonl"}
@@ -57,7 +59,25 @@ def near(a: str, b: str) -> bool:
     return bool(x | y) and len(x & y) / len(x | y) >= NEAR
 
 
-def measure(m: memory.Memory, items, ks: list[int], mode: str) -> dict:
+def reranker(lm, candidates: int):
+    """Facts for a question reordered by the student's own scores: the BM25 top `candidates`,
+    by how much more likely the base model finds each fact after the question and its choices
+    than on its own (pointwise mutual information per token)."""
+
+    def rerank(m: memory.Memory, question, k: int, mode: str) -> list:
+        found = m.for_question(question, k=candidates, mode=mode)
+        if not found:
+            return []
+        texts = [f" {f.text}" for f in found]
+        given = lm.score([f"{formats.question_block(question)}\nFact:"] * len(found), texts)
+        alone = lm.score(["Fact:"] * len(found), texts)
+        gain = [(c - a) / max(n, 1) for (c, n), (a, _) in zip(given, alone)]
+        return [f for _, f in sorted(zip(gain, found), key=lambda x: -x[0])][:k]
+
+    return rerank
+
+
+def measure(m: memory.Memory, items, ks: list[int], mode: str, rerank=None) -> dict:
     top = max(ks)
     recall = {k: [] for k in ks}
     soft = {k: [] for k in ks}
@@ -65,7 +85,7 @@ def measure(m: memory.Memory, items, ks: list[int], mode: str) -> dict:
     ms = []
     for question, facts in items:
         began = time.perf_counter()
-        found = m.for_question(question, k=top, mode=mode)
+        found = rerank(m, question, top, mode) if rerank else m.for_question(question, k=top, mode=mode)
         ms.append(1000 * (time.perf_counter() - began))
         keys = [memory.key(f.text) for f in found]
         for k in ks:
@@ -83,7 +103,7 @@ def measure(m: memory.Memory, items, ks: list[int], mode: str) -> dict:
     }
 
 
-def measure_memory(data_dir: Path, patterns: list[str], ks: list[int]) -> dict:
+def measure_memory(data_dir: Path, patterns: list[str], ks: list[int], rerank=None) -> dict:
     """Build one memory and measure it on every dev set."""
     with tempfile.TemporaryDirectory() as tmp:
         began = time.monotonic()
@@ -100,7 +120,8 @@ def measure_memory(data_dir: Path, patterns: list[str], ks: list[int]) -> dict:
                 "questions": len(items),
                 "gold_facts": len(facts),
                 "in_memory": round(100 * sum(f in keys for f in facts) / len(facts), 1),
-                "modes": {mode: measure(m, items, ks, mode) for mode in memory.MODES},
+                "modes": {mode: measure(m, items, ks, mode) for mode in memory.MODES}
+                | ({"joint, reranked": measure(m, items, ks, "joint", rerank)} if rerank else {}),
             }
         m.close()
     print(f"memory {patterns}: {stats['facts']:,} facts from {len(files)} files, built in {build_s} s", flush=True)
@@ -120,16 +141,30 @@ def main() -> None:
     parser.add_argument("--memory", action="append", metavar="NAME=PATTERN,...", help="a memory to measure (default: all, human, terse)")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 10, 20])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrieval.json"))
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        metavar="N",
+        help="also rerank the BM25 top N of each joint query by the student's own scores (loads the base model)",
+    )
     args = parser.parse_args()
+    rerank = None
+    if args.rerank:
+        from scicot_core.base_models import load_model
+        from scicot_core.settings import Settings
+
+        settings = Settings.from_env()
+        rerank = reranker(load_model(settings.student, settings.cache_dir, settings.offline, settings.threads), args.rerank)
     specs = args.memory or DEFAULT
     if not all("=" in spec for spec in specs):
         raise SystemExit("--memory takes NAME=PATTERN[,PATTERN...], e.g. human=entailmentbank")
     configs = dict(spec.split("=", 1) for spec in specs)
-    memories = {name: measure_memory(args.data_dir, patterns.split(","), args.k) for name, patterns in configs.items()}
+    memories = {name: measure_memory(args.data_dir, patterns.split(","), args.k, rerank) for name, patterns in configs.items()}
     summary = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "memories": memories,
+        "rerank_candidates": args.rerank,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

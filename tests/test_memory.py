@@ -3,6 +3,7 @@ rationales only, deduplicated with their provenance, searched by BM25; a dev or 
 is refused and leaves the memory as it was."""
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def test_the_real_memory_holds_no_dev_or_test_question(tmp_path):
     assert all(f.name.endswith("_train.jsonl") for f in files)
 
 
-def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path):
+def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path, tiny_causal_dir):
     """benchmarks/retrieval.py on a data directory whose dev explanations reuse its training
     facts: all of them are in memory, and most come back in the top 20."""
     import subprocess
@@ -213,6 +214,15 @@ def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path):
     assert result["in_memory"] == 100.0 and result["questions"] == len(rows)
     assert result["modes"]["joint"]["recall"]["20"] > 50 and result["modes"]["joint"]["hit"]["1"] > 50
     assert "| human (" in done.stdout
+    # Reranked by the student's own scores: the same candidates, in another order (a tiny model here).
+    env = os.environ | {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
+    reranked = subprocess.run(
+        [*script, "--memory", "human=entailmentbank", "--rerank", "20", "--k", "1", "20"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert reranked.returncode == 0, reranked.stderr
+    modes = json.loads(out.read_text())["memories"]["human"]["results"]["arc_easy"]["modes"]
+    assert modes["joint, reranked"]["recall"]["20"] == modes["joint"]["recall"]["20"]  # the top 20, reordered
+    assert "joint, reranked" in reranked.stdout
     bad = subprocess.run([*script, "--memory", "human"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "NAME=PATTERN" in bad.stderr
 
