@@ -144,7 +144,6 @@ def test_the_whole_flow(page, app_server):
     assert ready(page, "curate") == rating["rationale_id"]
     page.click("#curate-apply")
     status_of(page, "#curate-done", "accept recorded")
-    status_of(page, "#curate-done", "questions nearest to these facts")  # what the memory change did
     page.wait_for_function("document.querySelector('#curate-table').innerText.includes('accept')")  # shown at once
     assert page.eval_on_selector("#curate-table tbody tr", "r => getComputedStyle(r).cursor") == "pointer"
     page.click("#curate-export")
