@@ -105,7 +105,12 @@ def decide(
         opened = open_memory(deps.settings, deps.store)
     except (ScicotError, OSError, sqlite3.Error) as e:
         opened = e
-    deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
+    try:
+        deps.store.curate(rationale_id, decision, reviewer, reason or "", edited_text if decision == "edit" else None, answer_key or None)
+    except BaseException:  # a refused decision leaves the memory as it was, and closed
+        if not isinstance(opened, Exception):
+            opened.close()
+        raise
     return f"{decision} recorded for {rationale_id}.{_into_memory(deps, rationale_id, opened)}"
 
 
