@@ -15,7 +15,7 @@ from pathlib import Path
 from . import formats
 from .choice_loss import CHOICE_STAGES, OBJECTIVES, ChoiceCollator, choice_examples, choice_trainer, tokenize_groups
 from .distillation_set import DistillRecord, in_fold, load_any, load_student_rationales, parse_fold, rationale_files
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .questions import Question, load_split
 from .student import STAGES
 
@@ -253,7 +253,13 @@ def load_records(config: TrainConfig) -> TrainingData:
     if fold:
         extra = [q for q in extra if not in_fold(q.id, fold)]
     facts = {qid: texts[0] for qid, texts in load_student_rationales(config.facts).items() if texts}
-    return TrainingData(records, extra, load_student_rationales(config.student_rationales), facts)
+    data = TrainingData(records, extra, load_student_rationales(config.student_rationales), facts)
+    if config.facts and not {q.id for q in data.questions()} & facts.keys():
+        raise DataError(
+            f"the facts files ({', '.join(config.facts)}) hold facts for none of the {len(data.questions())} training "
+            "questions: retrieve them for these questions (`scicot memory retrieve` on the training split) and try again."
+        )
+    return data
 
 
 def _concludes_gold(r: DistillRecord) -> bool:

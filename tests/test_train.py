@@ -401,3 +401,6 @@ def test_stage_one_and_answer_only_learn_with_the_memory_s_facts_before_the_ques
     facts.write_text("not json\n")
     with pytest.raises(DataError):
         load_records(config)
+    facts.write_text(json.dumps({"id": "another-split-7", "rationale": "Friction opposes motion."}) + "\n")
+    with pytest.raises(DataError, match=r"facts for none of the \d+ training questions: retrieve them"):
+        load_records(config)
