@@ -64,14 +64,18 @@ def reranker(lm, candidates: int):
     by how much more likely the base model finds each fact after the question and its choices
     than on its own (pointwise mutual information per token)."""
 
+    alone: dict[str, float] = {}  # a fact's score on its own is the same for every question
+
     def rerank(m: memory.Memory, question, k: int, mode: str) -> list:
         found = m.for_question(question, k=candidates, mode=mode)
         if not found:
             return []
         texts = [f" {f.text}" for f in found]
+        new = [t for t in dict.fromkeys(texts) if t not in alone]
+        if new:
+            alone.update((t, a) for t, (a, _) in zip(new, lm.score(["Fact:"] * len(new), new)))
         given = lm.score([f"{formats.question_block(question)}\nFact:"] * len(found), texts)
-        alone = lm.score(["Fact:"] * len(found), texts)
-        gain = [(c - a) / max(n, 1) for (c, n), (a, _) in zip(given, alone)]
+        gain = [(c - alone[t]) / max(n, 1) for (c, n), t in zip(given, texts)]
         return [f for _, f in sorted(zip(gain, found), key=lambda x: -x[0])][:k]
 
     return rerank

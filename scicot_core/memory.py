@@ -36,13 +36,28 @@ MEMORY_FILE = "memory.db"
 MAX_FACTS = 50  # the most facts one question may read
 MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.for_question)
 SCHEMA = 1
-FACTS_VERSION = 2  # how facts are cut from rationales (facts_of); a memory of another version is built again
+FACTS_VERSION = 3  # how facts are cut from rationales (facts_of); a memory of another version is built again
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
 # Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
 _ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
 # Sentences that lean on the one before ("It helps ...", "This means ..."): no fact on their own.
 _LEANING = re.compile(r"^(?:it|its|this|that|these|those|they|their|them|he|she|so|thus|therefore|hence|also)\b", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A list's marks before a sentence ("- ", "* ", "2. ", "Step 3: ", "**"): cut, the sentence kept.
+_LIST_MARK = re.compile(r"^(?:\s*(?:[-*\u2022>#]+|\d{1,2}[.)]|step\s*\d{1,2}\s*[:.)-]?)\s+)+|\*\*", re.IGNORECASE)
+# Sentences about the reasoning, not the world: "The question asks ...", "Consider the ...",
+# "To determine ..., we need ...", "X is not directly related to Y" (an option set aside).
+_ABOUT_REASONING = re.compile(
+    r"\b(?:questions?|let's|let us|scenario|statement|mentioned|listed)\b|(?-i:\b[A-E]:\s)"
+    r"|\bwe (?:need|must|should|can|look|consider|compare|examine|multiply|divide|know|see that|have to)\b"
+    r"|^(?:first,?\s+|next,?\s+|finally,?\s+)?(?:analy[sz]e|analy[sz]ing|identify|determine|evaluate|consider|considering"
+    r"|understand|recall|look|compare|recogni[sz]e|examine|think|review|assess|check|note)\b"
+    r"|^to (?:determine|analy[sz]e|answer|find|decide|identify|evaluate|solve|understand|figure)\b"
+    r"|\bnot directly\b|\bnot (?:really |necessarily )?(?:related|relevant|associated|connected|applicable)\b|\b(?:irrelevant|unrelated)\b",
+    re.IGNORECASE,
+)
+# Sentences end at a stop and a space, or at a stop glued to the next sentence or list mark
+# ("... reliable.- Low quality ...", "... blood.Therefore ...").
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z0-9)][.!?])(?=-\s|[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that match nearly every fact: left out of queries so BM25 weighs the rest.
 STOPWORDS = frozenset(
@@ -131,8 +146,8 @@ def sentence(text: str) -> str:
 
 def facts_of(row: dict) -> list[str]:
     """The facts of one rationale row: EntailmentBank's own facts list when it has one, else the
-    sentences before its answer sentence, without those about the options, those that lean on
-    the sentence before, and those too short."""
+    sentences before its answer sentence (list marks cut), without those about the options or
+    about the reasoning itself, those that lean on the sentence before, and those too short."""
     if isinstance(row.get("facts"), list) and all(isinstance(f, str) for f in row["facts"]):
         candidates = row["facts"]
     else:
@@ -140,8 +155,8 @@ def facts_of(row: dict) -> list[str]:
         candidates = _SENTENCE_END.split(rationale_body(text)) if isinstance(text, str) else []
     out = []
     for c in candidates:
-        c = sentence(c)
-        if len(_WORD.findall(c.lower())) >= MIN_WORDS and not _ABOUT_OPTIONS.search(c) and not _LEANING.match(c):
+        c = sentence(_LIST_MARK.sub("", c))
+        if len(_WORD.findall(c.lower())) >= MIN_WORDS and not any(p.search(c) for p in (_ABOUT_OPTIONS, _ABOUT_REASONING, _LEANING)):
             out.append(c)
     return out
 

@@ -44,6 +44,21 @@ def test_facts_are_the_sentences_before_the_answer_without_those_about_the_optio
     assert memory.facts_of(human) == ["The moon 's gravity causes the tides.", "A tide is a kind of change."]
 
 
+def test_list_marks_are_cut_and_sentences_about_the_reasoning_left_out():
+    text = (
+        "The question asks which tool measures mass. Step 1: Identify what a balance does. - A balance measures mass."
+        "- Step 2: **Magnets** attract iron nails. To determine the answer, we need to compare the tools. A ruler is not "
+        "directly related to mass. Sand and a ruler are irrelevant here. - C: rulers measure length. "
+        "The sun is the closest star to us. So the answer is (a) a balance."
+    )
+    assert memory.facts_of({"rationale": text}) == [
+        "A balance measures mass.",
+        "Magnets attract iron nails.",
+        "The sun is the closest star to us.",
+    ]
+    assert memory.facts_of({"rationale": "-2188 c is lower than 0 c. So the answer is C."}) == ["-2188 c is lower than 0 c."]
+
+
 def test_a_fact_found_twice_is_kept_once_with_both_sources(tmp_path):
     path = rationale_file(tmp_path, "gpt4o-level1_openbookqa_train.jsonl", ROWS)
     files, rows = memory.build_rows(None, files=[path])
@@ -313,7 +328,9 @@ def test_a_training_file_holding_a_dev_question_is_refused(tmp_path):
     (data / "arc_easy").mkdir(parents=True)
     q = sample_items()[0][0]
     (data / "arc_easy" / "dev.jsonl").write_text(json.dumps(q.to_ai2() | {"id": "dev-7"}) + "\n")
-    bad = rationale_file(data, "flan_t5_openbookqa_train.jsonl", [*ROWS, {"id": "dev-7", "rationale": "A fact about the dev question."}])
+    bad = rationale_file(
+        data, "flan_t5_openbookqa_train.jsonl", [*ROWS, {"id": "dev-7", "rationale": "Wind turns the blades of a turbine."}]
+    )
     with pytest.raises(ConfigError, match="dev-7 is a dev or test question"):
         memory.build(tmp_path / "m.db", memory.build_rows(data, files=[bad])[1])
     assert not (tmp_path / "m.db").exists()
