@@ -38,8 +38,10 @@ MODES = ("joint", "per-choice")  # how a question is put to the memory (Memory.f
 SCHEMA = 1
 FACTS_VERSION = 3  # how facts are cut from rationales (facts_of); a memory of another version is built again
 MIN_WORDS = 4  # shorter sentences ("That is wrong.") carry no fact
-# Sentences about the question's options, not about the world: "(b) ...", "D: ...", "Option B".
-_ABOUT_OPTIONS = re.compile(r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE)
+# Sentences about the question's options, not about the world: "(b) ...", "D: ...", "... (C: rare) ...", "Option B".
+_ABOUT_OPTIONS = re.compile(
+    r"\(\s*[a-i1-9]\s*\)|^[A-I1-9]\s*[:.)-]\s|(?-i:\b[A-E]:\s)|\b(?:options?|choices?|answers?|correct|incorrect)\b", re.IGNORECASE
+)
 # Sentences that lean on the one before ("It helps ...", "This means ..."): no fact on their own.
 _LEANING = re.compile(r"^(?:it|its|this|that|these|those|they|their|them|he|she|so|thus|therefore|hence|also)\b", re.IGNORECASE)
 # A list's marks before a sentence ("- ", "* ", "2. ", "Step 3: ", "**"): cut, the sentence kept.
@@ -47,7 +49,7 @@ _LIST_MARK = re.compile(r"^(?:\s*(?:[-*\u2022>#]+|\d{1,2}[.)]|step\s*\d{1,2}\s*[
 # Sentences about the reasoning, not the world: "The question asks ...", "Consider the ...",
 # "To determine ..., we need ...", "X is not directly related to Y" (an option set aside).
 _ABOUT_REASONING = re.compile(
-    r"\b(?:questions?|let's|let us|scenario|statement|mentioned|listed)\b|(?-i:\b[A-E]:\s)"
+    r"\b(?:questions?|let's|let us|scenario|statement|mentioned|listed)\b"
     r"|\bwe (?:need|must|should|can|look|consider|compare|examine|multiply|divide|know|see that|have to)\b"
     r"|^(?:first,?\s+|next,?\s+|finally,?\s+)?(?:analy[sz]e|analy[sz]ing|identify|determine|evaluate|consider|considering"
     r"|understand|recall|look|compare|recogni[sz]e|examine|think|review|assess|check|note)\b"
