@@ -53,10 +53,23 @@ def _stage_copy(src: Path, out: Path) -> dict:
     config = json.loads((out / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = SMOLLM2_HUB  # not the trainer's local cache path
     (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in ("scicot_train_config.json", DATA):  # no machine's folders in a committed file
+        if (out / name).exists():
+            (out / name).write_text(json.dumps(_names(json.loads((out / name).read_text())), indent=2) + "\n")
     log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     data = json.loads((out / DATA).read_text()) if (out / DATA).exists() else None
     cap = json.loads((out / SENTENCES_FILE).read_text()) if (out / SENTENCES_FILE).exists() else None
     return {"config": json.loads((out / "scicot_train_config.json").read_text()), "summary": log[-1], "data": data, "generation": cap}
+
+
+def _names(value):
+    """A training record with every absolute path in it (values and keys) cut to its file name."""
+    cut = lambda text: Path(text).name if isinstance(text, str) and Path(text).is_absolute() else text  # noqa: E731
+    if isinstance(value, dict):
+        return {cut(k): _names(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_names(v) for v in value]
+    return cut(value)
 
 
 def swap(staging: Path, dest: Path) -> None:
@@ -134,7 +147,8 @@ def _data_lines(info: dict[str, dict]) -> list[str]:
         if not data:
             counts = "counts not recorded"
         elif c.get("stage") == "answer-only":
-            counts = f"the gold answer after the question alone, {data['examples']:,} questions"
+            after = "the question and its retrieved facts (never its own rationales')" if c.get("facts") else "the question alone"
+            counts = f"the gold answer after {after}, {data['examples']:,} questions"
         else:
             counts = f"{data['records']:,} rationales for {data['questions']:,} questions, {data['examples']:,} examples" + (
                 f" (with {data['student_rationales']:,} of the student's own rationales)" if data.get("student_rationales") else ""
@@ -158,7 +172,7 @@ def _cap_line(info: dict[str, dict]) -> str:
     return f" Stage 1 stops after {cap} sentence(s) (`rationale/{SENTENCES_FILE}`, chosen on dev)." if cap else ""
 
 
-def model_card(info: dict[str, dict], table: str, notes: str, ks: list[int] = (), has_k_chart: bool = False) -> str:
+def model_card(info: dict[str, dict], table: str, notes: str, ks: list[int] = (), has_k_chart: bool = False, default: bool = True) -> str:
     rows = []
     for stage, entry in info.items():
         c, s = entry["config"], entry["summary"]
@@ -183,7 +197,7 @@ tags: [lora, distillation, chain-of-thought, science-qa]
 
 # SmolLM2-135M-Instruct, Sci-CoT student (LoRA adapters)
 
-The default student of SciCoT Studio: LoRA adapters on SmolLM2-135M-Instruct for the two
+{"The default" if default else "A candidate (not the default)"} student of SciCoT Studio: LoRA adapters on SmolLM2-135M-Instruct for the two
 stages of Sci-CoT (arXiv 2308.04679). `rationale` writes a short rationale from a question
 and its choices; `answer` scores each choice's text given the question and the rationale.
 `answer-only` is the baseline that answers without a rationale, shipped so the app can show it
@@ -233,9 +247,10 @@ def main() -> None:
         raise SystemExit(f"no results.json in {', '.join(map(str, args.reports))}: run `scicot eval` first.")
     notes = args.notes.read_text() if args.notes else ""
     staging, info = stage_adapters(args.source, args.stages, args.dest)
+    is_default = args.dest.resolve() == family(SMOLLM2).adapters.resolve()
     try:
         ks = sorted({int(v.rsplit(" k=", 1)[1]) for row in found.values() for v in row if " k=" in v})
-        (staging / "README.md").write_text(model_card(info, scores_table(found), notes, ks, has_k_chart=bool(by_k)))
+        (staging / "README.md").write_text(model_card(info, scores_table(found), notes, ks, bool(by_k), default=is_default))
         bar_chart(found, staging / "accuracy.png", chance=0.25)
         if by_k:
             references = {name: row.get("answer-only") for name, row in found.items()}

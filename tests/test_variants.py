@@ -235,6 +235,12 @@ def test_shipping_a_set_writes_its_card_from_its_configs_and_reports(tiny_set):
     assert "Stage 1 stops after 1 sentence(s) (`rationale/generation.json`, chosen on dev)." in card
     assert "`rationale`, `answer`, `answer-only`: rank 8 on the attention layers" in card
     assert "from set." in card and str(tmp_path) not in card  # data files by name, never a path
+    assert "A candidate (not the default) student" in card  # shipped beside the package, not into it
+    assert "`answer-only`: the gold answer after the question alone" in card
+    for stage in ("rationale", "answer", "answer-only"):
+        for name in ("scicot_train_config.json", "scicot_train_data.json"):
+            kept = (dest / stage / name).read_text()
+            assert str(tmp_path) not in kept and "set.jsonl" in kept, (stage, name)  # by name, no machine's folders
     assert "trained on" in card and "CPU (" in card
     header = next(line for line in card.splitlines() if line.startswith("| questions |"))
     assert header == "| questions | answer-only | two-stage | two-stage k=3 |"
