@@ -35,6 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tqdm import tqdm
+
 from scicot_core import formats, memory
 from scicot_core.questions import load_split
 
@@ -81,13 +83,14 @@ def reranker(lm, candidates: int):
     return rerank
 
 
-def measure(m: memory.Memory, items, ks: list[int], mode: str, rerank=None) -> dict:
+def measure(m: memory.Memory, items, ks: list[int], mode: str, rerank=None, label: str = "") -> dict:
     top = max(ks)
     recall = {k: [] for k in ks}
     soft = {k: [] for k in ks}
     hit = {k: [] for k in ks}
     ms = []
-    for question, facts in items:
+    # BM25 alone takes milliseconds a question; the reranker's model, about a second: show its progress
+    for question, facts in tqdm(items, desc=label, unit="question", disable=rerank is None):
         began = time.perf_counter()
         found = rerank(m, question, top, mode) if rerank else m.for_question(question, k=top, mode=mode)
         ms.append(1000 * (time.perf_counter() - began))
@@ -125,7 +128,7 @@ def measure_memory(data_dir: Path, patterns: list[str], ks: list[int], rerank=No
                 "gold_facts": len(facts),
                 "in_memory": round(100 * sum(f in keys for f in facts) / len(facts), 1),
                 "modes": {mode: measure(m, items, ks, mode) for mode in memory.MODES}
-                | ({"joint, reranked": measure(m, items, ks, "joint", rerank)} if rerank else {}),
+                | ({"joint, reranked": measure(m, items, ks, "joint", rerank, f"rerank {dataset}")} if rerank else {}),
             }
         m.close()
     print(f"memory {patterns}: {stats['facts']:,} facts from {len(files)} files, built in {build_s} s", flush=True)
