@@ -254,12 +254,13 @@ def load_records(config: TrainConfig) -> TrainingData:
         extra = [q for q in extra if not in_fold(q.id, fold)]
     facts = {qid: texts[0] for qid, texts in load_student_rationales(config.facts).items() if texts}
     data = TrainingData(records, extra, load_student_rationales(config.student_rationales), facts)
-    questions = data.questions() if config.facts else []
-    if config.facts and not {q.id for q in questions} & facts.keys():
-        raise DataError(
-            f"the facts files ({', '.join(config.facts)}) hold facts for none of the {len(questions)} training "
-            "questions: retrieve them for these questions (`scicot memory retrieve` on the training split) and try again."
-        )
+    if config.facts:
+        questions = data.questions()
+        if not {q.id for q in questions} & facts.keys():
+            raise DataError(
+                f"the facts files ({', '.join(config.facts)}) hold facts for none of the {len(questions)} training "
+                "questions: retrieve them for these questions (`scicot memory retrieve` on the training split) and try again."
+            )
     return data
 
 
