@@ -292,5 +292,12 @@ def build_deps(settings: Settings) -> Deps:
     for folder in sorted(runs.glob("*")) if runs.is_dir() else []:
         if not folder.name.endswith(PARTIAL):  # a run that did not finish, kept for its checkpoints
             deps.students.add_folder(f"retrained {folder.name}", folder, required=STAGES)
-    threading.Thread(target=lambda: deps.memory, name="memory", daemon=True).start()  # built, if need be, before the first ask
+    threading.Thread(target=_warm_memory, args=(deps,), name="memory", daemon=True).start()
     return deps
+
+
+def _warm_memory(deps: Deps) -> None:
+    """The memory built, if need be, and its search index loaded, before the first ask."""
+    memory = deps.memory
+    if memory is not None:
+        memory.warm()

@@ -229,6 +229,8 @@ def test_the_retrieval_benchmark_finds_gold_facts_the_memory_holds(tmp_path, tin
     assert result["in_memory"] == 100.0 and result["questions"] == len(rows)
     assert result["modes"]["joint"]["recall"]["20"] > 50 and result["modes"]["joint"]["hit"]["1"] > 50
     assert "| human (" in done.stdout
+    # FTS5's own ranking, timed beside the index: the same scores, so the same recall.
+    assert result["modes"]["joint, FTS5"]["recall"] == result["modes"]["joint"]["recall"]
     # Reranked by the student's own scores: the same candidates, in another order (a tiny model here).
     env = os.environ | {"SCICOT_STUDENT": str(tiny_causal_dir), "SCICOT_CACHE_DIR": str(tmp_path / "cache")}
     reranked = subprocess.run(
