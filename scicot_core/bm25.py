@@ -66,16 +66,16 @@ class Index:
         self.stemmer = stemmer or Stemmer()
         self.ids = np.array([i for i, _ in rows], dtype=np.int64)
         found = [words(text) for _, text in rows]
-        stems = self.stemmer(set(itertools.chain.from_iterable(found)))
-        self.terms: dict[str, int] = {}
-        vocab = {w: i for i, w in enumerate(stems)}  # every word to a number, each word's stems to term numbers
+        vocab = {w: i for i, w in enumerate(set(itertools.chain.from_iterable(found)))}  # each word a number
+        stems = self.stemmer(vocab)
+        self.terms: dict[str, int] = {}  # each stem a number; a word has one stem, or none, or (rarely) several
         word_terms = [[self.terms.setdefault(t, len(self.terms)) for t in stems[w]] for w in vocab]
         per_word = np.array([len(ts) for ts in word_terms], dtype=np.int64)
         first = np.cumsum(per_word) - per_word
         flat = np.fromiter(itertools.chain.from_iterable(word_terms), dtype=np.int64, count=int(per_word.sum()))
         token = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(found)), dtype=np.int64)
         fact = np.repeat(np.arange(len(rows), dtype=np.int64), np.fromiter(map(len, found), dtype=np.int64, count=len(rows)))
-        counts = per_word[token]  # a word is one term, or none, or (rarely) several
+        counts = per_word[token]
         within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
         term, fact = flat[np.repeat(first[token], counts) + within], np.repeat(fact, counts)
         self._weigh(term, fact, len(rows))

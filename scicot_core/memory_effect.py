@@ -10,12 +10,12 @@ are the ones whose top facts can move.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .memory import Fact, Memory, as_rationale, query_terms
+from . import bm25
+from .memory import Fact, Memory, as_rationale, joint_query, query_terms
 from .questions import Question
 from .student import Answer, Student
 
@@ -57,21 +57,20 @@ class Effect:
         return sum(a.label == q.answer_key for q, a in scored), len(scored)
 
 
-def _stems(text: str) -> set[str]:
-    """A text's query words with their common endings cut ("magnets", "magnet": one word), near
-    enough to the memory's Porter stemmer to find whom a fact can reach."""
-    return {_ENDING.sub("", w) if len(w) > 4 else w for w in query_terms(text)}
-
-
-_ENDING = re.compile(r"(?:ing|ed|es|s)$")
-
-
 def nearest(pool: Sequence[Question], texts: Sequence[str], n: int = CHECKED) -> list[Question]:
-    """The `n` questions of `pool` sharing the most query words with `texts` (at least one)."""
-    words = _stems(" ".join(texts))
-    if not words:
+    """The `n` questions of `pool` sharing the most query terms (stemmed as the memory stems
+    them) with `texts`, at least one."""
+    stemmer = bm25.Stemmer()
+
+    def terms(text: str) -> set[str]:
+        found = query_terms(text)
+        stems = stemmer(found)
+        return {t for w in found for t in stems[w]}
+
+    wanted = terms(" ".join(texts))
+    if not wanted:
         return []
-    shared = [(len(words & _stems(" ".join([q.stem, *(c.text for c in q.choices)]))), i) for i, q in enumerate(pool)]
+    shared = [(len(wanted & terms(joint_query(q))), i) for i, q in enumerate(pool)]
     ranked = sorted((s for s in shared if s[0] > 0), key=lambda s: (-s[0], s[1]))
     return [pool[i] for _, i in ranked[:n]]
 
