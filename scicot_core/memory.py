@@ -9,9 +9,10 @@ in several rationales is kept once, with every place it came from (its provenanc
 human, file, question, licence).
 
 The memory is one SQLite file beside the store, indexed with FTS5 (the Porter stemmer); searches
-rank by FTS5's BM25 through a copy of its index in numpy (`bm25`), 30 times faster. It never holds a dev or test rationale: the builder refuses a dev or test file, row
-or store question and writes nothing. A search may leave out the facts of one question (a
-training question must not retrieve the rationale it is learning to write).
+rank by FTS5's BM25 through a copy of its index in numpy (`bm25`), 30 times faster. It never
+holds a dev or test rationale: the builder refuses a dev or test file, row or store question and
+writes nothing. A search may leave out the facts of one question (a training question must not
+retrieve the rationale it is learning to write).
 """
 
 from __future__ import annotations
